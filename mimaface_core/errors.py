@@ -1,0 +1,25 @@
+"""Exceptions raised by mimaface_core.
+
+Every error carries a message meant for the person running the pack: it names the input or file
+at fault and says what to do. ComfyUI shows the message as is.
+"""
+
+
+class MIMAFaceError(Exception):
+    """Base class of every error raised on purpose by mimaface_core."""
+
+
+class WeightFileError(MIMAFaceError):
+    """A weight file is missing, unreadable, unsafe or does not hold the expected tensors."""
+
+
+class MissingWeightFileError(WeightFileError, FileNotFoundError):
+    """A file or folder of the released layout is absent."""
+
+
+class UnsafeWeightFileError(WeightFileError):
+    """A checkpoint holds pickled objects other than tensors; it is refused, never executed."""
+
+
+class WeightMismatchError(WeightFileError):
+    """A weight file's keys or shapes do not match the network it is loaded into."""

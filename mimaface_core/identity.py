@@ -1,0 +1,75 @@
+"""CurricularFace IR-101 identity encoder (``models/ArcFace/CurricularFace_Backbone.pth``). Spec §3.
+
+MIMAFace uses the deep features of the body (before ``output_layer``): (B, 512, 7, 7) for a 112x112
+input, flattened channel-major to (B, 25088). ``output_layer`` is kept so the released file loads
+strictly, but is never run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: Units per stage of IR-101 and their widths (spec §3).
+IR101_STAGES: tuple[tuple[int, int], ...] = ((64, 3), (128, 13), (256, 30), (512, 3))
+INPUT_SIZE = 112
+
+
+class BottleneckIR(nn.Module):
+    """IR unit: BN → 3x3 conv → PReLU → 3x3 conv (stride s) → BN, plus a shortcut.
+
+    The shortcut is a 1x1 max-pool of stride s when the width does not change, else a 1x1 conv
+    (stride s, no bias) + BN.
+    """
+
+    def __init__(self, in_ch: int, depth: int, stride: int):
+        super().__init__()
+        if in_ch == depth:
+            self.shortcut_layer = nn.MaxPool2d(1, stride)
+        else:
+            self.shortcut_layer = nn.Sequential(nn.Conv2d(in_ch, depth, 1, stride, bias=False), nn.BatchNorm2d(depth))
+        self.res_layer = nn.Sequential(
+            nn.BatchNorm2d(in_ch),
+            nn.Conv2d(in_ch, depth, 3, 1, 1, bias=False),
+            nn.PReLU(depth),
+            nn.Conv2d(depth, depth, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(depth),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.res_layer(x) + self.shortcut_layer(x)
+
+
+class IR101(nn.Module):
+    """CurricularFace ``Backbone(112, 100, 'ir')`` with the released key names (672 entries).
+
+    Args:
+        stages: (width, units) per stage; the first unit of each stage has stride 2.
+        embedding: size of the unused output embedding.
+    """
+
+    def __init__(self, stages: tuple[tuple[int, int], ...] = IR101_STAGES, embedding: int = 512):
+        super().__init__()
+        self.input_layer = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
+        last = stages[-1][0]
+        self.output_layer = nn.Sequential(
+            nn.BatchNorm2d(last),
+            nn.Dropout(),
+            nn.Flatten(),
+            nn.Linear(last * 7 * 7, embedding),
+            nn.BatchNorm1d(embedding, affine=False),
+        )
+        units, in_ch = [], 64
+        for depth, n in stages:
+            units.append(BottleneckIR(in_ch, depth, 2))
+            units += [BottleneckIR(depth, depth, 1) for _ in range(n - 1)]
+            in_ch = depth
+        self.body = nn.Sequential(*units)
+
+    def deep_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 112, 112) RGB in [-1, 1] → (B, 25088) body output flattened channel-major."""
+        return self.body(self.input_layer(x)).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`deep_features` (the only output MIMAFace uses)."""
+        return self.deep_features(x)
