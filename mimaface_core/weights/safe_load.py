@@ -40,7 +40,7 @@ def read_state_dict(path: str | Path, what: str = "weight file") -> dict[str, to
     if not path.is_file():
         raise MissingWeightFileError(f"{what} not found: {path}. Check the folder layout in the README.")
     suffix = path.suffix.lower()
-    if suffix == ".safetensors":
+    if suffix == ".safetensors" or (suffix in PICKLE_SUFFIXES and _looks_like_safetensors(path)):
         try:
             state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
@@ -78,6 +78,13 @@ def read_state_dict(path: str | Path, what: str = "weight file") -> dict[str, to
             f"{type(state[bad[0]]).__name__})."
         )
     return state
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """Whether a file starts like safetensors (8-byte header length, then a JSON object)."""
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
 
 
 def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
