@@ -52,6 +52,13 @@ def read_state_dict(path: str | Path, what: str = "weight file") -> dict[str, to
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
+            # weights_only refuses a pickle either because it names a global (a class or a function
+            # it would call: unsafe) or because the bytes are no pickle at all (corrupt).
+            if "global" not in str(exc).lower():
+                raise WeightFileError(
+                    f"Could not read {what} {path}: it is not a PyTorch checkpoint ({exc}). The file is "
+                    "probably corrupt or of another format: download it again."
+                ) from exc
             raise UnsafeWeightFileError(
                 f"Refused to load {what} {path}: it is a pickle that holds objects other than tensors, "
                 "and loading it would run code. Only plain tensor checkpoints are accepted; convert it "
