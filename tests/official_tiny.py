@@ -126,3 +126,15 @@ def write_released_layout(root: Path) -> dict[str, str]:
         (root / dst).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(fixture_dir() / src, root / dst)
     return prints
+
+
+def clone_layout(src: Path, dst: Path) -> Path:
+    """A copy of the released layout made of symlinks (cheap); replace files by unlinking first."""
+    for path in src.rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(path, target)
+    return dst

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 import official_tiny as ot
+from official_tiny import clone_layout
 from mimaface_core import (
     MissingWeightFileError,
     UnsafeWeightFileError,
@@ -21,18 +22,6 @@ from mimaface_core import (
 )
 from mimaface_core.__main__ import main as cli_main
 from mimaface_core.weights.safe_load import read_state_dict
-
-
-def clone_layout(src: Path, dst: Path) -> Path:
-    """A copy of the released layout made of symlinks (cheap); replace files by unlinking first."""
-    for path in src.rglob("*"):
-        target = dst / path.relative_to(src)
-        if path.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(path, target)
-    return dst
 
 
 def released_path(name: str) -> str:

@@ -59,3 +59,13 @@ def test_missing_and_wrong_vae(tmp_path):
     save_file({"foo.weight": torch.zeros(2)}, str(path))
     with pytest.raises(WeightFileError, match="does not look like an SD VAE"):
         load_vae(path)
+
+
+def test_vae_found_in_the_snapshot_folder(released_root, tiny_vae, tmp_path):
+    from mimaface_core import load_mimaface
+    from official_tiny import clone_layout
+
+    root = clone_layout(released_root, tmp_path / "snap")
+    tiny_vae.save_pretrained(root / "sd-vae-ft-mse")
+    model = load_mimaface(root, "image")
+    _same_outputs(tiny_vae, model.require_vae())
