@@ -19,13 +19,13 @@ from diffusers import AutoencoderKL
 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
 from .errors import MissingWeightFileError, WeightFileError
+from .weights.checks import VAE as COMPONENT
 from .weights.checks import load_checked
 from .weights.safe_load import read_state_dict
 
 #: SD1.x latent scaling factor (spec §1.5, §6.5).
 VAE_SCALING_FACTOR = 0.18215
 _DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
-COMPONENT = "a VAE"
 
 
 def vae_config_from_ldm(state: dict[str, torch.Tensor], norm_num_groups: int = 32) -> dict[str, Any]:

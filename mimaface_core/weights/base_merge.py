@@ -148,9 +148,9 @@ def merge_base_checkpoint(
     """
     expected = _expected_sd15(mimaface)
     base_state = read_sd15_unet(base.path, config)
-    check_state_dict(base_state, expected, file=base.path, component=SD15_COMPONENT)
+    check_state_dict(base_state, expected, file=base.path, component=SD15_COMPONENT, identify=False)
     if base.merge == "swap":
         return swap(mimaface, base_state)
     reference = read_sd15_unet(base.reference, config)
-    check_state_dict(reference, expected, file=base.reference, component=SD15_COMPONENT)
+    check_state_dict(reference, expected, file=base.reference, component=SD15_COMPONENT, identify=False)
     return add_difference(mimaface, base_state, reference, base.strength)

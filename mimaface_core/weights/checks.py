@@ -15,18 +15,29 @@ import torch
 
 from ..errors import WeightMismatchError
 
+#: Human names of the released components, used in error messages and by identify_state_dict.
+SD15_LDM = "an SD1.5 checkpoint in the LDM/ComfyUI layout"
+UNET3D = "the video-stage 3D UNet (checkpoints/video/3dunet.pth)"
+MOTION_ONLY = "AnimateDiff motion modules only"
+UNET2D = "the image-stage 2D UNet (checkpoints/image/pretrained_unet)"
+MIM = "the MIM module (checkpoints/<stage>/mim.pth)"
+CLIP = "a CLIP vision encoder (checkpoints/<stage>/vision_encoder)"
+D3DFR = "the D3DFR regressor (models/D3DFR/netG_epoch_25.pth)"
+IR101 = "the CurricularFace IR-101 (models/ArcFace/CurricularFace_Backbone.pth)"
+VAE = "a VAE"
+
 # (component name, predicate on the key set): first match wins. Keys are taken after stripping a
 # leading "module." and "vision_model.".
 _SIGNATURES: list[tuple[str, object]] = [
-    ("an SD1.5 checkpoint in the LDM/ComfyUI layout", lambda ks: any(k.startswith(("model.diffusion_model.", "input_blocks.")) for k in ks)),
-    ("the video-stage 3D UNet (checkpoints/video/3dunet.pth)", lambda ks: any("motion_modules." in k for k in ks) and any(k.startswith("conv_in.") for k in ks)),
-    ("AnimateDiff motion modules only", lambda ks: any("motion_modules." in k for k in ks)),
-    ("the image-stage 2D UNet (checkpoints/image/pretrained_unet)", lambda ks: "conv_in.weight" in ks and any(k.startswith("down_blocks.") for k in ks)),
-    ("the MIM module (checkpoints/<stage>/mim.pth)", lambda ks: "transform_dim_clip.weight" in ks),
-    ("a CLIP vision encoder (checkpoints/<stage>/vision_encoder)", lambda ks: "embeddings.patch_embedding.weight" in ks),
-    ("the D3DFR regressor (models/D3DFR/netG_epoch_25.pth)", lambda ks: any(k.startswith("fianl_layers.") for k in ks)),
-    ("the CurricularFace IR-101 (models/ArcFace/CurricularFace_Backbone.pth)", lambda ks: "input_layer.0.weight" in ks),
-    ("a VAE", lambda ks: "encoder.conv_in.weight" in ks or "first_stage_model.encoder.conv_in.weight" in ks),
+    (SD15_LDM, lambda ks: any(k.startswith(("model.diffusion_model.", "input_blocks.")) for k in ks)),
+    (UNET3D, lambda ks: any("motion_modules." in k for k in ks) and any(k.startswith("conv_in.") for k in ks)),
+    (MOTION_ONLY, lambda ks: any("motion_modules." in k for k in ks)),
+    (UNET2D, lambda ks: "conv_in.weight" in ks and any(k.startswith("down_blocks.") for k in ks)),
+    (MIM, lambda ks: "transform_dim_clip.weight" in ks),
+    (CLIP, lambda ks: "embeddings.patch_embedding.weight" in ks),
+    (D3DFR, lambda ks: any(k.startswith("fianl_layers.") for k in ks)),
+    (IR101, lambda ks: "input_layer.0.weight" in ks),
+    (VAE, lambda ks: "encoder.conv_in.weight" in ks or "first_stage_model.encoder.conv_in.weight" in ks),
 ]
 
 
@@ -57,6 +68,7 @@ def check_state_dict(
     component: str,
     allow_missing: Iterable[str] = (),
     allow_unexpected: bool = False,
+    identify: bool = True,
 ) -> None:
     """Compare a state dict with the expected keys and shapes; raise on any difference.
 
@@ -67,6 +79,8 @@ def check_state_dict(
         component: human name of what the file should be (named in the error).
         allow_missing: expected keys that may be absent (recomputed buffers).
         allow_unexpected: whether extra keys in ``state`` are ignored.
+        identify: whether to guess which component the keys belong to (off for converted
+            third-party checkpoints, whose names are ours after conversion).
 
     Raises:
         WeightMismatchError: with the first missing / unexpected keys, the first shape mismatch and
@@ -76,7 +90,7 @@ def check_state_dict(
     missing = [k for k in expected if k not in state and k not in allowed]
     unexpected = [] if allow_unexpected else [k for k in state if k not in expected]
     if missing or unexpected:
-        guess = identify_state_dict(state.keys())
+        guess = identify_state_dict(state.keys()) if identify else None
         parts = [f"{file} does not match {component}:"]
         if missing:
             parts.append(f"{len(missing)} expected tensors are missing (first: {_first(missing)}).")

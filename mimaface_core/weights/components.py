@@ -15,14 +15,11 @@ from ..errors import MissingWeightFileError
 from ..identity import IR101
 from ..mia import MIMModule
 from ..morphable.d3dfr import D3DFRRegressor
+from . import checks
 from .checks import load_checked
 from .layout import read_json
 from .safe_load import read_state_dict, strip_prefix
 
-MIM_COMPONENT = "the MIM module (checkpoints/<stage>/mim.pth)"
-CLIP_COMPONENT = "a CLIP vision encoder (checkpoints/<stage>/vision_encoder)"
-D3DFR_COMPONENT = "the D3DFR regressor (models/D3DFR/netG_epoch_25.pth)"
-IR101_COMPONENT = "the CurricularFace IR-101 (models/ArcFace/CurricularFace_Backbone.pth)"
 _CLIP_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -38,7 +35,7 @@ def load_mim(path: str | Path, device="cpu", dtype=torch.float32, **sizes) -> MI
     """
     with torch.device("meta"):
         module = MIMModule(**sizes)
-    load_checked(module, read_state_dict(path, "MIM weights"), file=path, component=MIM_COMPONENT)
+    load_checked(module, read_state_dict(path, "MIM weights"), file=path, component=checks.MIM)
     return module.to(device=device, dtype=dtype).eval()
 
 
@@ -51,7 +48,7 @@ def load_appearance_encoder(folder: str | Path, device="cpu", dtype=torch.float3
         raise MissingWeightFileError(f"{folder} holds no model.safetensors: the CLIP vision encoder is incomplete.")
     clip = build_clip_vision(config, device="meta")
     state = normalise_clip_keys(read_state_dict(weights, "CLIP vision encoder weights"), clip)
-    load_checked(clip, state, file=weights, component=CLIP_COMPONENT)
+    load_checked(clip, state, file=weights, component=checks.CLIP)
     _restore_position_ids(clip)
     return AppearanceEncoder(clip.to(device=device, dtype=dtype)).eval()
 
@@ -68,7 +65,7 @@ def load_d3dfr(path: str | Path, device="cpu", dtype=torch.float32) -> D3DFRRegr
     """Load ``netG_epoch_25.pth`` (``module.`` prefixes stripped, strict). Spec §2.1."""
     with torch.device("meta"):
         net = D3DFRRegressor()
-    load_checked(net, _strip_module(read_state_dict(path, "D3DFR weights")), file=path, component=D3DFR_COMPONENT)
+    load_checked(net, _strip_module(read_state_dict(path, "D3DFR weights")), file=path, component=checks.D3DFR)
     return net.to(device=device, dtype=dtype).eval()
 
 
@@ -76,5 +73,5 @@ def load_identity_encoder(path: str | Path, device="cpu", dtype=torch.float32) -
     """Load ``CurricularFace_Backbone.pth`` (``module.`` prefixes stripped, strict). Spec §3."""
     with torch.device("meta"):
         net = IR101()
-    load_checked(net, _strip_module(read_state_dict(path, "CurricularFace weights")), file=path, component=IR101_COMPONENT)
+    load_checked(net, _strip_module(read_state_dict(path, "CurricularFace weights")), file=path, component=checks.IR101)
     return net.to(device=device, dtype=dtype).eval()

@@ -16,12 +16,12 @@ from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_t
 
 from ..denoiser import build_unet2d, build_unet3d, positional_tables
 from ..errors import MissingWeightFileError, WeightMismatchError
+from .checks import UNET2D as UNET2D_COMPONENT
+from .checks import UNET3D as UNET3D_COMPONENT
 from .checks import check_state_dict, expected_shapes, identify_state_dict
 from .layout import ReleasedLayout, read_json
 from .safe_load import read_state_dict
 
-UNET2D_COMPONENT = "the image-stage 2D UNet (checkpoints/image/pretrained_unet)"
-UNET3D_COMPONENT = "the video-stage 3D UNet (checkpoints/video/3dunet.pth)"
 _UNET_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 #: A function that rewrites the 2D UNet state dict (diffusers names) before it is loaded, e.g. a
