@@ -60,8 +60,8 @@ def motion_modules(unet: UNetMotionModel) -> Iterator[tuple[str, nn.Module]]:
 def use_per_frame_group_norm(unet: UNetMotionModel) -> int:
     """Switch the GroupNorm of every motion module to :class:`PerFrameGroupNorm`, in place.
 
-    Parameters, device and dtype are kept (only the class changes). Returns the number of modules
-    changed (20 for the released UNet).
+    Parameters, device and dtype are kept (only the class changes). Returns the number of motion
+    modules (20 for the released UNet).
     """
     count = 0
     for _, module in motion_modules(unet):

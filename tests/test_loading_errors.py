@@ -79,21 +79,28 @@ def test_file_in_the_wrong_place_is_identified(released_root, tmp_path):
         load_mimaface(root, "video")
 
 
-def test_shape_mismatch_names_key_and_shapes(released_root, tmp_path):
-    root = clone_layout(released_root, tmp_path / "snap")
-    state = read_state_dict(released_root / released_path("video_mim"))
+def _wrong_shape(state):
     state["transform_dim_gaze.weight"] = torch.zeros(768, 6)
-    replace(root, released_path("video_mim"), lambda p: torch.save(state, p))
-    with pytest.raises(WeightMismatchError, match=r"'transform_dim_gaze.weight' has shape \(768, 6\), expected \(768, 4\)"):
-        load_mimaface(root, "video")
 
 
-def test_incomplete_file_says_truncated(released_root, tmp_path):
+def _drop_key(state):
+    state.pop("layer_norm.weight")
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (_wrong_shape, r"'transform_dim_gaze.weight' has shape \(768, 6\), expected \(768, 4\)"),
+        (_drop_key, r"missing \(first: layer_norm.weight\).*incomplete"),
+    ],
+    ids=["shape_mismatch", "incomplete_file"],
+)
+def test_mismatching_mim_is_explained(released_root, tmp_path, mutate, message):
     root = clone_layout(released_root, tmp_path / "snap")
     state = read_state_dict(released_root / released_path("video_mim"))
-    state.pop("layer_norm.weight")
+    mutate(state)
     replace(root, released_path("video_mim"), lambda p: torch.save(state, p))
-    with pytest.raises(WeightMismatchError, match=r"missing \(first: layer_norm.weight\).*incomplete"):
+    with pytest.raises(WeightMismatchError, match=message):
         load_mimaface(root, "video")
 
 

@@ -14,7 +14,7 @@ import torch
 from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
 
 from mimaface_core.appearance import build_clip_vision, normalise_clip_keys
-from mimaface_core.denoiser import build_unet2d, build_unet3d
+from mimaface_core.denoiser import PerFrameGroupNorm, build_unet2d, build_unet3d, motion_modules
 from mimaface_core.identity import IR101
 from mimaface_core.mia import MIMModule
 from mimaface_core.morphable.d3dfr import D3DFRRegressor
@@ -57,7 +57,11 @@ def test_pretrained_unet_2d(unet_config):
 
 def test_unet3d_matches_diffusers_manifest(unet_config):
     unet = build_unet3d(unet_config, "meta")
-    assert_same(model_shapes(unet), shapes("diffusers_0_42_1_UNetMotionModel_in13.json"), "UNetMotionModel")
+    want = shapes("diffusers_0_42_1_UNetMotionModel_in13.json")
+    assert_same(model_shapes(unet), want, "UNetMotionModel")
+    modules = {k.split(".transformer_blocks.")[0] for k in want if ".motion_modules." in k}
+    norms = {prefix: type(module.norm) for prefix, module in motion_modules(unet)}
+    assert set(norms) == modules and set(norms.values()) == {PerFrameGroupNorm}
 
 
 def test_unet3d_official_keys_through_the_documented_conversion(unet_config):

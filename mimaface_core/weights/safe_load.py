@@ -3,8 +3,8 @@
 Only two readers are used: ``safetensors`` for ``.safetensors`` files and
 ``torch.load(weights_only=True)`` for PyTorch pickles (``.pth``, ``.pt``, ``.bin``, ``.ckpt``, both the
 zip and the legacy format). A pickle that asks to build anything but tensors and plain containers is
-refused with :class:`UnsafeWeightFileError`. Spec §0 ("all of them load with torch.load(...,
-weights_only=True)").
+refused with :class:`UnsafeWeightFileError`. Spec §0: every released file loads with
+``torch.load(path, weights_only=True)``.
 """
 
 from __future__ import annotations
