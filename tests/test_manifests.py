@@ -59,7 +59,7 @@ def test_unet3d_matches_diffusers_manifest(unet_config):
     unet = build_unet3d(unet_config, "meta")
     want = shapes("diffusers_0_42_1_UNetMotionModel_in13.json")
     assert_same(model_shapes(unet), want, "UNetMotionModel")
-    modules = {k.split(".transformer_blocks.")[0] for k in want if ".motion_modules." in k}
+    modules = {".".join(k.split(".")[:4]) for k in want if ".motion_modules." in k}
     norms = {prefix: type(module.norm) for prefix, module in motion_modules(unet)}
     assert set(norms) == modules and set(norms.values()) == {PerFrameGroupNorm}
 
