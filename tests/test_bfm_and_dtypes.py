@@ -44,3 +44,8 @@ def test_dtype_applies_to_diffusion_parts_only(released_root):
     assert model.vae is None
     with pytest.raises(MissingWeightFileError, match="sd-vae-ft-mse"):
         model.require_vae()
+
+
+def test_unknown_mode(released_root):
+    with pytest.raises(ValueError, match="image"):
+        load_mimaface(released_root, "audio")
