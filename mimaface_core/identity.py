@@ -73,3 +73,25 @@ class IR101(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`deep_features` (the only output MIMAFace uses)."""
         return self.deep_features(x)
+
+
+def identity_input(src512: torch.Tensor, m256: torch.Tensor) -> torch.Tensor:
+    """The released identity crop (spec §3, "Input chain exactly as released").
+
+    Warp the 512 crop with its 256 matrix into a 512x512 canvas (zero padding), bilinear 512→256,
+    rows [0,224) and columns [16,240), bilinear 224→112. The face sits at half the usual ArcFace
+    scale in the top-left quarter: this is what the MIM's identity projection was trained on.
+
+    Args:
+        src512: (B, 3, 512, 512) RGB in [-1, 1].
+        m256: (B, 2, 3) or (2, 3) matrices, 512-crop → 256-crop pixels.
+
+    Returns:
+        (B, 3, 112, 112) in [-1, 1] (0 where outside the source crop).
+    """
+    from .face.warp import warp_affine
+
+    canvas = warp_affine(src512, m256, (512, 512))
+    half = torch.nn.functional.interpolate(canvas, size=(256, 256), mode="bilinear", align_corners=False)
+    crop = half[:, :, :224, 16:240]
+    return torch.nn.functional.interpolate(crop, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
