@@ -19,16 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import official_tiny as ot  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from mimaface_core import load_mimaface  # noqa: E402
 from mimaface_core.appearance import clip_preprocess  # noqa: E402
 from mimaface_core.denoiser import predict_noise  # noqa: E402
 from mimaface_core.mia import clip_context  # noqa: E402
-
-
-def inp(case, name):
-    return ot.tensor(ot.cases()[case]["inputs"][name])
 
 
 def report(case, output, got):
@@ -46,26 +41,25 @@ def main():
         ot.write_released_layout(root)
         video, image = load_mimaface(root, "video"), load_mimaface(root, "image")
     ctx = lambda c: torch.cat([torch.zeros_like(c), c])  # noqa: E731
-    report("unet3d", "noise_pred", predict_noise(video.denoiser, inp("unet3d", "sample"), inp("unet3d", "timestep"), ctx(inp("unet3d", "context_cond"))))
-    x = inp("motion_module", "x")
+    report("unet3d", "noise_pred", predict_noise(video.denoiser, ot.inp("unet3d", "sample"), ot.inp("unet3d", "timestep"), ctx(ot.inp("unet3d", "context_cond"))))
+    x = ot.inp("motion_module", "x")
     b, c, f, h, w = x.shape
     mm = video.denoiser.get_submodule(ot.cases()["motion_module"]["params"]["module"])
     y = mm(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w), num_frames=f).reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
     report("motion_module", "y", y)
-    report("unet2d", "noise_pred", predict_noise(image.denoiser, inp("unet2d", "sample"), inp("unet2d", "timestep"), ctx(inp("unet2d", "context_cond"))))
-    src = Image.open(ot.fixture_dir() / "data" / "source_face_512.png").convert("RGB")
-    report("clip_preprocess", "pixel_values", clip_preprocess(src))
-    px = inp("clip", "pixel_values")
+    report("unet2d", "noise_pred", predict_noise(image.denoiser, ot.inp("unet2d", "sample"), ot.inp("unet2d", "timestep"), ctx(ot.inp("unet2d", "context_cond"))))
+    report("clip_preprocess", "pixel_values", clip_preprocess(ot.source_image()))
+    px = ot.inp("clip", "pixel_values")
     report("clip", "last_hidden_state_video", video.appearance_encoder(px))
     report("clip", "last_hidden_state_image", image.appearance_encoder(px))
     frames = ot.cases()["mim"]["params"]["frames"]
-    co = {n: inp("mim", n) for n in ("gaze", "exp", "tex", "gamma", "angles", "translation")}
-    tokens, ident = inp("mim", "clip_tokens").repeat(frames, 1, 1), inp("mim", "identity").repeat(frames, 1)
+    co = {n: ot.inp("mim", n) for n in ("gaze", "exp", "tex", "gamma", "angles", "translation")}
+    tokens, ident = ot.inp("mim", "clip_tokens").repeat(frames, 1, 1), ot.inp("mim", "identity").repeat(frames, 1)
     per_frame = video.mim(tokens, ident, **co)
     report("mim", "out_video_per_frame", per_frame)
     report("mim", "out_video_mean", clip_context(per_frame))
     report("mim", "out_image_frame0", image.mim(tokens[:1], ident[:1], **{n: v[:1] for n, v in co.items()}))
-    report("d3dfr", "coeffs", video.d3dfr(inp("d3dfr", "crop256")))
+    report("d3dfr", "coeffs", video.d3dfr(ot.inp("d3dfr", "crop256")))
     x112 = ot.tensor(ot.cases()["identity"]["outputs"]["input112"])
     report("identity", "deep_features", video.identity_encoder.deep_features(x112))
 

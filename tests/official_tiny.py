@@ -25,8 +25,19 @@ def fixture_dir() -> Path:
 
 
 @lru_cache(maxsize=None)
+def _cases_json() -> dict:
+    return json.loads((fixture_dir() / "cases.json").read_text())
+
+
 def cases() -> dict:
-    return json.loads((fixture_dir() / "cases.json").read_text())["cases"]
+    return _cases_json()["cases"]
+
+
+def source_image():
+    """The fixture's 512 source crop as a PIL RGB image (file named by cases.json ``source_image``)."""
+    from PIL import Image
+
+    return Image.open(fixture_dir() / _cases_json()["source_image"]["file"]).convert("RGB")
 
 
 @lru_cache(maxsize=None)
@@ -42,6 +53,20 @@ def tensor(entry: dict) -> torch.Tensor:
 def tolerance(case: str, output: str) -> dict:
     tol = cases()[case]["tolerance"][output]
     return dict(atol=tol["atol"], rtol=tol["rtol"])
+
+
+def inp(case: str, name: str) -> torch.Tensor:
+    """An input tensor of a case."""
+    return tensor(cases()[case]["inputs"][name])
+
+
+def check(case: str, output: str, got: torch.Tensor) -> float:
+    """Assert ``got`` matches a case output within its tolerance; return max |got − ref|."""
+    ref = tensor(cases()[case]["outputs"][output])
+    assert tuple(got.shape) == tuple(ref.shape), f"{case}.{output}: shape {tuple(got.shape)} != {tuple(ref.shape)}"
+    got = got.detach().to(ref.dtype).cpu()
+    torch.testing.assert_close(got, ref, **tolerance(case, output), msg=lambda m: f"{case}.{output}: {m}")
+    return float((got - ref).abs().max())
 
 
 def component(name: str) -> dict:

@@ -11,46 +11,36 @@ from mimaface_core.morphable.coefficients import EXP, ID, blend
 from mimaface_core.morphable.reconstruction import centred_shape, project, reconstruct
 
 
-def _case(name):
-    return ot.cases()[name]
-
-
-def _check(case, output, got):
-    ref = ot.tensor(_case(case)["outputs"][output])
-    assert tuple(got.shape) == tuple(ref.shape)
-    torch.testing.assert_close(got, ref, **ot.tolerance(case, output), msg=lambda m: f"{case}.{output}: {m}")
-
-
 @pytest.fixture(scope="module")
 def bfm():
-    weights = _case("bfm")["weights"][0]
+    weights = ot.cases()["bfm"]["weights"][0]
     src = next(s for s, d in ot.layout()["data_files"].items() if d == weights)
     return load_bfm09(ot.fixture_dir() / src)
 
 
 def test_bfm_case(bfm):
-    coeffs = ot.tensor(_case("bfm")["inputs"]["coeffs"])
+    coeffs = ot.tensor(ot.cases()["bfm"]["inputs"]["coeffs"])
     mesh = reconstruct(bfm, coeffs)
-    _check("bfm", "vertices_centred", centred_shape(bfm, coeffs[:, ID], coeffs[:, EXP]))
-    _check("bfm", "rotation_rowvec", mesh.rotation.transpose(1, 2))
-    _check("bfm", "vertices", mesh.vertices)
-    _check("bfm", "albedo", mesh.albedo)
-    _check("bfm", "normals", mesh.normals)
-    _check("bfm", "normals_rotated", mesh.normals_rotated)
-    _check("bfm", "colors", mesh.colors)
-    _check("bfm", "lms_proj", project(mesh.vertices[:, bfm.keypoints]))
+    ot.check("bfm", "vertices_centred", centred_shape(bfm, coeffs[:, ID], coeffs[:, EXP]))
+    ot.check("bfm", "rotation_rowvec", mesh.rotation.transpose(1, 2))
+    ot.check("bfm", "vertices", mesh.vertices)
+    ot.check("bfm", "albedo", mesh.albedo)
+    ot.check("bfm", "normals", mesh.normals)
+    ot.check("bfm", "normals_rotated", mesh.normals_rotated)
+    ot.check("bfm", "colors", mesh.colors)
+    ot.check("bfm", "lms_proj", project(mesh.vertices[:, bfm.keypoints]))
 
 
 def test_batch_of_three_uses_the_xyz_axis(bfm):
     """The released cross product would pick the batch axis for B == 3; ours must not."""
-    coeffs = ot.tensor(_case("bfm")["inputs"]["coeffs"])
+    coeffs = ot.tensor(ot.cases()["bfm"]["inputs"]["coeffs"])
     three = reconstruct(bfm, coeffs[:3]).normals
     torch.testing.assert_close(three, reconstruct(bfm, coeffs).normals[:3])
 
 
 def test_blend_case():
-    case = _case("blend")["inputs"]
-    _check("blend", "blend", blend(ot.tensor(case["blend_src"]), ot.tensor(case["blend_drv"])))
+    case = ot.cases()["blend"]["inputs"]
+    ot.check("blend", "blend", blend(ot.tensor(case["blend_src"]), ot.tensor(case["blend_drv"])))
 
 
 def test_blend_rejects_wrong_width():

@@ -9,27 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import official_tiny as ot
 from mimaface_core.appearance import clip_preprocess
 from mimaface_core.denoiser import predict_noise
-
-
-def assert_close(case: str, output: str, got: torch.Tensor) -> float:
-    ref = ot.tensor(ot.cases()[case]["outputs"][output])
-    assert tuple(got.shape) == tuple(ref.shape), f"{case}.{output}: shape {tuple(got.shape)} != {tuple(ref.shape)}"
-    got = got.detach().float().cpu()
-    torch.testing.assert_close(got, ref, **ot.tolerance(case, output), msg=lambda m: f"{case}.{output}: {m}")
-    return float((got - ref).abs().max())
-
-
-def inp(case: str, name: str) -> torch.Tensor:
-    return ot.tensor(ot.cases()[case]["inputs"][name])
-
-
-def source_image() -> Image.Image:
-    return Image.open(ot.fixture_dir() / "data" / "source_face_512.png").convert("RGB")
 
 
 def test_weight_recipe_fingerprints(released):
@@ -45,68 +28,68 @@ def _cfg_context(c: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def test_unet3d(video_model):
     case = "unet3d"
-    out = predict_noise(video_model.denoiser, inp(case, "sample"), inp(case, "timestep"), _cfg_context(inp(case, "context_cond")))
-    assert_close(case, "noise_pred", out)
+    out = predict_noise(video_model.denoiser, ot.inp(case, "sample"), ot.inp(case, "timestep"), _cfg_context(ot.inp(case, "context_cond")))
+    ot.check(case, "noise_pred", out)
 
 
 @torch.no_grad()
 def test_motion_module(video_model):
     case = "motion_module"
     module = video_model.denoiser.get_submodule(ot.cases()[case]["params"]["module"])
-    x = inp(case, "x")
+    x = ot.inp(case, "x")
     b, c, f, h, w = x.shape
     y = module(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w), num_frames=f)
-    assert_close(case, "y", y.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4))
+    ot.check(case, "y", y.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4))
 
 
 @torch.no_grad()
 def test_unet2d(image_model):
     case = "unet2d"
-    out = predict_noise(image_model.denoiser, inp(case, "sample"), inp(case, "timestep"), _cfg_context(inp(case, "context_cond")))
-    assert_close(case, "noise_pred", out)
+    out = predict_noise(image_model.denoiser, ot.inp(case, "sample"), ot.inp(case, "timestep"), _cfg_context(ot.inp(case, "context_cond")))
+    ot.check(case, "noise_pred", out)
 
 
 def test_clip_preprocess():
-    assert_close("clip_preprocess", "pixel_values", clip_preprocess(source_image()))
+    ot.check("clip_preprocess", "pixel_values", clip_preprocess(ot.source_image()))
 
 
 def test_clip_preprocess_accepts_uint8_array_and_rejects_other_input():
-    arr = np.asarray(source_image())
-    torch.testing.assert_close(clip_preprocess(arr), clip_preprocess(source_image()), atol=0, rtol=0)
+    arr = np.asarray(ot.source_image())
+    torch.testing.assert_close(clip_preprocess(arr), clip_preprocess(ot.source_image()), atol=0, rtol=0)
     with pytest.raises(ValueError, match="RGB"):
         clip_preprocess(arr[..., 0].copy())
 
 
 @torch.no_grad()
 def test_clip(video_model, image_model):
-    pixels = inp("clip", "pixel_values")
-    assert_close("clip", "last_hidden_state_video", video_model.appearance_encoder(pixels))
-    assert_close("clip", "last_hidden_state_image", image_model.appearance_encoder(pixels))
+    pixels = ot.inp("clip", "pixel_values")
+    ot.check("clip", "last_hidden_state_video", video_model.appearance_encoder(pixels))
+    ot.check("clip", "last_hidden_state_image", image_model.appearance_encoder(pixels))
 
 
 @torch.no_grad()
 def test_mim(video_model, image_model):
     case = "mim"
     frames = ot.cases()[case]["params"]["frames"]
-    coeffs = {n: inp(case, n) for n in ("gaze", "exp", "tex", "gamma", "angles", "translation")}
-    clip_tokens = inp(case, "clip_tokens").repeat(frames, 1, 1)
-    identity = inp(case, "identity").repeat(frames, 1)
+    coeffs = {n: ot.inp(case, n) for n in ("gaze", "exp", "tex", "gamma", "angles", "translation")}
+    clip_tokens = ot.inp(case, "clip_tokens").repeat(frames, 1, 1)
+    identity = ot.inp(case, "identity").repeat(frames, 1)
     per_frame = video_model.mim(clip_tokens, identity, **coeffs)
-    assert_close(case, "out_video_per_frame", per_frame)
+    ot.check(case, "out_video_per_frame", per_frame)
     from mimaface_core.mia import clip_context
 
-    assert_close(case, "out_video_mean", clip_context(per_frame))
+    ot.check(case, "out_video_mean", clip_context(per_frame))
     first = {n: v[:1] for n, v in coeffs.items()}
-    assert_close(case, "out_image_frame0", image_model.mim(clip_tokens[:1], identity[:1], **first))
+    ot.check(case, "out_image_frame0", image_model.mim(clip_tokens[:1], identity[:1], **first))
 
 
 @torch.no_grad()
 def test_d3dfr(video_model):
-    assert_close("d3dfr", "coeffs", video_model.d3dfr(inp("d3dfr", "crop256")))
+    ot.check("d3dfr", "coeffs", video_model.d3dfr(ot.inp("d3dfr", "crop256")))
 
 
 @torch.no_grad()
 def test_identity_deep_features(video_model):
     case = "identity"
     x112 = ot.tensor(ot.cases()[case]["outputs"]["input112"])
-    assert_close(case, "deep_features", video_model.identity_encoder.deep_features(x112))
+    ot.check(case, "deep_features", video_model.identity_encoder.deep_features(x112))

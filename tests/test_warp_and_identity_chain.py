@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import official_tiny as ot
 from mimaface_core.face.warp import warp_affine
@@ -15,29 +14,23 @@ from mimaface_core.images import to_signed_tensor
 
 @pytest.fixture(scope="module")
 def src512():
-    return to_signed_tensor(np.asarray(Image.open(ot.fixture_dir() / "data" / "source_face_512.png").convert("RGB")))
-
-
-def _check(case, output, got):
-    ref = ot.tensor(ot.cases()[case]["outputs"][output])
-    assert tuple(got.shape) == tuple(ref.shape)
-    torch.testing.assert_close(got, ref, **ot.tolerance(case, output))
+    return to_signed_tensor(np.asarray(ot.source_image()))
 
 
 def test_warp256(src512):
     m = ot.tensor(ot.cases()["warp256"]["inputs"]["M256"])
     size = tuple(ot.cases()["warp256"]["outputs"]["crop256"]["shape"][-2:])
-    _check("warp256", "crop256", warp_affine(src512.expand(len(m), -1, -1, -1), m, size))
+    ot.check("warp256", "crop256", warp_affine(src512.expand(len(m), -1, -1, -1), m, size))
 
 
 def test_identity_input112(src512):
-    _check("identity", "input112", identity_input(src512, ot.tensor(ot.cases()["identity"]["inputs"]["M256"])))
+    ot.check("identity", "input112", identity_input(src512, ot.tensor(ot.cases()["identity"]["inputs"]["M256"])))
 
 
 @torch.no_grad()
 def test_identity_chain_end_to_end(src512, video_model):
     x112 = identity_input(src512, ot.tensor(ot.cases()["identity"]["inputs"]["M256"]))
-    _check("identity", "deep_features", video_model.identity_encoder.deep_features(x112))
+    ot.check("identity", "deep_features", video_model.identity_encoder.deep_features(x112))
 
 
 def test_identity_warp_is_pixel_exact_for_integer_shifts():

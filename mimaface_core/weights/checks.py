@@ -130,13 +130,12 @@ def load_checked(
     *,
     file: str | Path,
     component: str,
-    allow_missing: Iterable[str] = (),
 ) -> torch.nn.Module:
     """Check ``state`` against ``module`` strictly, then load it (``assign`` for meta modules).
 
     Returns the module. Raises :class:`WeightMismatchError` as :func:`check_state_dict`.
     """
-    check_state_dict(state, expected_shapes(module), file=file, component=component, allow_missing=allow_missing)
+    check_state_dict(state, expected_shapes(module), file=file, component=component)
     on_meta = any(p.is_meta for p in module.parameters())
-    module.load_state_dict(dict(state), strict=not allow_missing, assign=on_meta)
+    module.load_state_dict(dict(state), strict=True, assign=on_meta)
     return module
