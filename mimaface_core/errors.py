@@ -23,3 +23,11 @@ class UnsafeWeightFileError(WeightFileError):
 
 class WeightMismatchError(WeightFileError):
     """A weight file's keys or shapes do not match the network it is loaded into."""
+
+
+class FaceNotFoundError(MIMAFaceError, ValueError):
+    """No face was found where one is required (the source photo, or every driving frame)."""
+
+
+class MissingDependencyError(MIMAFaceError, ImportError):
+    """An optional library needed by the chosen option is not installed."""
