@@ -1,0 +1,247 @@
+"""Motion extraction: source face and driving frames → aligned crops, D3DFR coefficients and
+identity features (spec §1.3 steps 2–3, §2.1, §3).
+
+The released driver recipe squashes every frame to 512x512, reuses the 512 box of the first frame
+for every frame and fits a 256 matrix per frame on the crop ("first_frame" box mode). Beyond the
+release: a "tracked" box mode (a box per frame, smoothed over time), a choice of face, and frames
+without a face filled from their neighbours and counted instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import FaceNotFoundError
+from ..face.align import LARGEST, Alignment, align_crop, align_driver_image, align_source, choose_face, warp_crop_512
+from ..face.crops import box_crop_matrix, invert_affine
+from ..face.detection import FaceDetector
+from ..face.warp import warp_affine
+from ..identity import identity_input
+from ..images import squash_to_512, to_rgb_uint8, to_signed_tensor
+from .sequence import MotionSequence
+from .smoothing import fill_missing, smooth
+
+BOX_MODES = ("first_frame", "tracked")
+Progress = Callable[[int, "int | None"], None]
+
+
+def regress_coefficients(d3dfr: torch.nn.Module, crops512: torch.Tensor, m256: torch.Tensor) -> torch.Tensor:
+    """D3DFR on the 256 crops of 512 crops (spec §1.5, §2.1).
+
+    Args:
+        crops512: (B, 3, 512, 512) float in [-1, 1]. m256: (B, 2, 3) 512 → 256 matrices.
+
+    Returns:
+        (B, 261) float32 coefficients on the regressor's device.
+    """
+    param = next(d3dfr.parameters())
+    x = warp_affine(crops512.to(param.device, torch.float32), m256.to(param.device), (256, 256))
+    with torch.inference_mode():
+        return d3dfr(x).float()
+
+
+@dataclass
+class SourceFace:
+    """The source portrait, aligned and encoded once (spec §1.3 step 2, §3).
+
+    Attributes:
+        alignment: boxes, matrices and the uint8 512 crop.
+        image512: (1, 3, 512, 512) float32 [-1, 1] crop (``src512``).
+        coeffs: (1, 261) float32 D3DFR coefficients.
+        identity: (1, 25088) float32 CurricularFace deep features (§3).
+    """
+
+    alignment: Alignment
+    image512: torch.Tensor
+    coeffs: torch.Tensor
+    identity: torch.Tensor
+
+
+def encode_source(image, detector: FaceDetector, d3dfr: torch.nn.Module, identity_encoder: torch.nn.Module,
+                  face: int | str = LARGEST) -> SourceFace:
+    """Align the source photo and compute its coefficients and identity feature.
+
+    Args:
+        image: the photo at its original size (PIL image, (H, W, C) uint8 or [0, 1] float array).
+        face: "largest" or a face index (largest first).
+
+    Raises:
+        FaceNotFoundError: no face in the source image (the message names it).
+        ValueError: the image has an unusable shape.
+    """
+    rgb = to_rgb_uint8(image, "source image")
+    aligned = align_source(detector, rgb, face, "source image")
+    src512 = to_signed_tensor(aligned.crop512)
+    m256 = torch.from_numpy(aligned.m256).float()[None]
+    coeffs = regress_coefficients(d3dfr, src512, m256)
+    param = next(identity_encoder.parameters())
+    with torch.inference_mode():
+        identity = identity_encoder.deep_features(identity_input(src512.to(param.device), m256.to(param.device)))
+    return SourceFace(aligned, src512, coeffs, identity.float())
+
+
+def _pairs(frames, twice: bool) -> Iterable:
+    if callable(frames):
+        return frames()
+    if twice and not (hasattr(frames, "__len__") and hasattr(frames, "__getitem__")):
+        raise ValueError("the tracked box mode reads the driving frames twice: pass a list/array/tensor "
+                         "of frames or a function returning a fresh iterator.")
+    return frames
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    w = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = w * h
+    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+def _tracked_boxes(frames, detector: FaceDetector, face, smoothing: int) -> np.ndarray:
+    """Pass 1 of the tracked mode: a box per frame (the chosen face, then the best IoU match with
+    the previous box), missing boxes filled, centre and side smoothed. (N, 4)."""
+    boxes, found, prev = [], [], None
+    for i, frame in enumerate(_pairs(frames, True)):
+        dets = detector.detect(squash_to_512(to_rgb_uint8(frame, f"driving frame {i}")))
+        k = None
+        if len(dets):
+            if prev is None:
+                k = choose_face(dets, face)
+            else:
+                iou = _iou(prev, dets.boxes)
+                k = int(np.argmax(iou)) if iou.max() > 0.1 else None
+        boxes.append(dets.boxes[k] if k is not None else np.zeros(4))
+        found.append(k is not None)
+        prev = dets.boxes[k] if k is not None else prev
+    found = np.array(found, bool)
+    if not found.any():
+        raise FaceNotFoundError(f"driving video: no face found in any of its {len(found)} frames.")
+    b = fill_missing(np.array(boxes), ~found)
+    centre, size = (b[:, :2] + b[:, 2:]) / 2, (b[:, 2:] - b[:, :2]).max(1, keepdims=True)
+    centre, size = smooth(centre, smoothing), smooth(size, smoothing)
+    return np.concatenate([centre - size / 2, centre + size / 2], 1)
+
+
+def extract_motion(frames, detector: FaceDetector, d3dfr: torch.nn.Module, *, box_mode: str = "first_frame",
+                   face: int | str = LARGEST, box_smoothing: int = 9, fps: float | None = None,
+                   batch_size: int = 8, progress: Progress | None = None,
+                   on_crop: Callable[[int, np.ndarray], None] | None = None) -> MotionSequence:
+    """Per-frame coefficients and matrices of driving frames, one frame at a time.
+
+    Args:
+        frames: the driving frames, each (H, W, C) uint8 or [0, 1] float (or PIL), all the same
+            size: an iterable (read once) or, for ``box_mode="tracked"``, a sequence or a function
+            returning a fresh iterator (read twice).
+        box_mode: ``"first_frame"`` (released: the 512 box of the first frame with a face, reused
+            for every frame) or ``"tracked"`` (a box per frame, smoothed over ``box_smoothing``
+            frames; for heads that move a lot).
+        face: "largest" (released) or a face index, largest first.
+        fps: the driver's frame rate, stored in the result.
+        batch_size: frames per D3DFR batch.
+        progress: called as ``progress(done, total)`` after each frame (total None when unknown);
+            it may raise to cancel.
+        on_crop: called with each frame's index and its (512, 512, 3) uint8 crop.
+
+    Returns:
+        A :class:`MotionSequence`; frames without a face on their crop are filled from their
+        neighbours, flagged in ``missing`` and counted in ``missing_count``.
+
+    Raises:
+        FaceNotFoundError: no frame has a face. ValueError: frames of different sizes, an
+        unusable image, or an unknown ``box_mode``.
+    """
+    if box_mode not in BOX_MODES:
+        raise ValueError(f"box_mode must be one of {BOX_MODES}, got {box_mode!r}.")
+    total = len(frames) if hasattr(frames, "__len__") else None
+    tracked = _tracked_boxes(frames, detector, face, box_smoothing) if box_mode == "tracked" else None
+    crop_face = LARGEST if face == LARGEST else 0
+    m512s, m256s, scores, coeffs = [], [], [], {}
+    batch: list[tuple[int, np.ndarray, np.ndarray]] = []
+    waiting: list[np.ndarray] = []  # first_frame mode: frames before the first face
+    fixed_m512, frame_size = None, None
+
+    def flush():
+        if batch:
+            idx, crops, mats = zip(*batch)
+            x = torch.cat([to_signed_tensor(c) for c in crops])
+            out = regress_coefficients(d3dfr, x, torch.from_numpy(np.stack(mats)).float()).cpu()
+            coeffs.update(zip(idx, out))
+            batch.clear()
+
+    def process(squashed: np.ndarray, m512: np.ndarray):
+        i = len(m512s)
+        crop = warp_crop_512(squashed, m512)
+        if on_crop is not None:
+            on_crop(i, crop)
+        _, score, m256, _ = align_crop(detector, crop, crop_face)
+        m512s.append(m512)
+        m256s.append(m256 if m256 is not None else np.full((2, 3), np.nan))
+        scores.append(score)
+        if m256 is not None:
+            batch.append((i, crop, m256))
+            if len(batch) >= batch_size:
+                flush()
+        if progress is not None:
+            progress(i + 1, total)
+
+    for i, frame in enumerate(_pairs(frames, box_mode == "tracked")):
+        rgb = to_rgb_uint8(frame, f"driving frame {i}")
+        if frame_size is None:
+            frame_size = (rgb.shape[1], rgb.shape[0])
+        elif frame_size != (rgb.shape[1], rgb.shape[0]):
+            raise ValueError(f"driving frame {i} is {rgb.shape[1]}x{rgb.shape[0]}, frame 0 is {frame_size[0]}x{frame_size[1]}: "
+                             "all driving frames must have the same size.")
+        squashed = squash_to_512(rgb)
+        if tracked is not None:
+            process(squashed, box_crop_matrix(tracked[i]))
+            continue
+        if fixed_m512 is None:
+            dets = detector.detect(squashed)
+            k = choose_face(dets, face)
+            if k is None:
+                waiting.append(squashed)
+                continue
+            fixed_m512 = box_crop_matrix(dets.boxes[k])
+            for early in waiting:
+                process(early, fixed_m512)
+            waiting.clear()
+        process(squashed, fixed_m512)
+    flush()
+    n = len(m512s) + len(waiting)
+    if n == 0:
+        raise ValueError("driving frames: no frames were given.")
+    if not coeffs:
+        raise FaceNotFoundError(f"driving video: no face found in any of its {n} frames. Use footage where "
+                                "one face is clearly visible, or the tracked box mode if the head moves a lot.")
+    missing = np.array([i not in coeffs for i in range(n)])
+    template = next(iter(coeffs.values()))
+    c = np.stack([coeffs[i].numpy() if i in coeffs else np.zeros_like(template.numpy()) for i in range(n)])
+    m256 = fill_missing(np.stack(m256s), missing)
+    return MotionSequence(
+        coeffs=torch.from_numpy(fill_missing(c, missing)).float(),
+        m512=np.stack(m512s), m256=m256, m256_inv=np.stack([invert_affine(m) for m in m256]),
+        scores=np.array(scores, np.float32), missing=missing, frame_size=frame_size, fps=fps,
+        info={"detector": detector.name, "box_mode": box_mode, "face": face, "box_smoothing": box_smoothing,
+              "missing_count": int(missing.sum())})
+
+
+def extract_image_motion(image, detector: FaceDetector, d3dfr: torch.nn.Module, face: int | str = LARGEST,
+                         on_crop: Callable[[int, np.ndarray], None] | None = None) -> MotionSequence:
+    """Motion of one driving image (spec §1.4): a 512x512 image is used as its own crop; other
+    sizes are box-cropped like a source photo. Returns a 1-frame :class:`MotionSequence`.
+
+    Raises:
+        FaceNotFoundError: no face in the image.
+    """
+    rgb = to_rgb_uint8(image, "driving image")
+    aligned = align_driver_image(detector, rgb, face)
+    if on_crop is not None:
+        on_crop(0, aligned.crop512)
+    coeffs = regress_coefficients(d3dfr, to_signed_tensor(aligned.crop512), torch.from_numpy(aligned.m256).float()[None])
+    return MotionSequence(coeffs.cpu(), aligned.m512[None], aligned.m256[None], aligned.m256_inv[None],
+                          np.array([aligned.score], np.float32), np.zeros(1, bool), (rgb.shape[1], rgb.shape[0]),
+                          None, {"detector": detector.name, "box_mode": "image", "face": face})

@@ -1,0 +1,125 @@
+"""The motion-sequence type: what the extraction of a driving video yields, saved as safetensors
+plus a JSON side file so a sequence can be edited and reused (never pickle)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import MIMAFaceError
+from ..morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, ID, NUM_COEFFS, TEX, TRANSLATION
+
+FORMAT = "mimaface-motion"
+VERSION = 1
+_LAYOUT = {name: [part.start, part.stop] for name, part in
+           (("id", ID), ("exp", EXP), ("tex", TEX), ("angles", ANGLES), ("gamma", GAMMA),
+            ("translation", TRANSLATION), ("gaze", GAZE))}
+
+
+@dataclass
+class MotionSequence:
+    """Per-frame 3DMM coefficients and alignment of N frames (spec §1.2–1.3, §2.2).
+
+    Attributes:
+        coeffs: (N, 261) float32 D3DFR coefficients (id, exp, tex, angles in radians, gamma,
+            translation, gaze); frames without a face hold values filled from their neighbours.
+        m512: (N, 2, 3) float64, 512x512 squashed frame → 512 box crop (pixels).
+        m256: (N, 2, 3) float64, 512 crop → 256 crop; ``m256_inv`` its inverse.
+        scores: (N,) float32 detection score on each crop, 0 where no face was found.
+        missing: (N,) bool, True where no face was found (values there are filled).
+        frame_size: (width, height) of the original frames in pixels (the 512 frame is a
+            squash of it, spec §1.3 step 3).
+        fps: frames per second of the driver, or None for still images.
+        info: free JSON-serialisable details (detector, box mode, face choice...).
+    """
+
+    coeffs: torch.Tensor
+    m512: np.ndarray
+    m256: np.ndarray
+    m256_inv: np.ndarray
+    scores: np.ndarray
+    missing: np.ndarray
+    frame_size: tuple[int, int] = (512, 512)
+    fps: float | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = len(self.coeffs)
+        if self.coeffs.ndim != 2 or self.coeffs.shape[1] != NUM_COEFFS:
+            raise ValueError(f"motion coeffs must be (N, {NUM_COEFFS}), got {tuple(self.coeffs.shape)}.")
+        for name in ("m512", "m256", "m256_inv"):
+            if getattr(self, name).shape != (n, 2, 3):
+                raise ValueError(f"motion {name} must be ({n}, 2, 3), got {getattr(self, name).shape}.")
+        for name in ("scores", "missing"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"motion {name} must be ({n},), got {getattr(self, name).shape}.")
+
+    def __len__(self) -> int:
+        return len(self.coeffs)
+
+    @property
+    def missing_count(self) -> int:
+        """How many frames had no face (and were filled from their neighbours)."""
+        return int(self.missing.sum())
+
+    def frame_to_crop(self) -> np.ndarray:
+        """(N, 2, 3) matrices from ORIGINAL frame pixels to the 512 crop: ``m512`` composed with the
+        bicubic squash to 512x512 (pixel centres: ``x' = (x + 0.5)·512/W − 0.5``)."""
+        w, h = self.frame_size
+        sx, sy = 512 / w, 512 / h
+        squash = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+        full = np.concatenate([self.m512, np.broadcast_to([0.0, 0, 1], (len(self), 1, 3))], axis=1)
+        return (full @ squash)[:, :2]
+
+    def with_coeffs(self, coeffs: torch.Tensor) -> "MotionSequence":
+        """A copy with other coefficients (same alignment), e.g. after editing."""
+        return MotionSequence(coeffs, self.m512, self.m256, self.m256_inv, self.scores, self.missing,
+                              self.frame_size, self.fps, dict(self.info))
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``<path>.safetensors`` (tensors) and ``<path>.json`` (everything else, readable
+        and editable). ``path`` may carry either suffix. Returns the safetensors path."""
+        base = Path(path).with_suffix("")
+        base.parent.mkdir(parents=True, exist_ok=True)
+        save_file({
+            "coeffs": self.coeffs.detach().float().cpu().contiguous(),
+            "m512": torch.from_numpy(np.ascontiguousarray(self.m512, np.float64)),
+            "m256": torch.from_numpy(np.ascontiguousarray(self.m256, np.float64)),
+            "m256_inv": torch.from_numpy(np.ascontiguousarray(self.m256_inv, np.float64)),
+            "scores": torch.from_numpy(np.ascontiguousarray(self.scores, np.float32)),
+            "missing": torch.from_numpy(np.ascontiguousarray(self.missing, np.bool_)),
+        }, str(base.with_suffix(".safetensors")), metadata={"format": FORMAT})
+        meta = {"format": FORMAT, "version": VERSION, "frames": len(self), "frame_size": list(self.frame_size),
+                "fps": self.fps, "missing_frames": np.flatnonzero(self.missing).tolist(),
+                "coefficient_layout": _LAYOUT, "info": self.info}
+        base.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+        return base.with_suffix(".safetensors")
+
+    @staticmethod
+    def load(path: str | Path) -> "MotionSequence":
+        """Read a sequence written by :meth:`save`.
+
+        Raises:
+            MIMAFaceError: a file is missing, or is not a MIMAFace motion file, or its tensors do
+                not fit (the message names the file).
+        """
+        base = Path(path).with_suffix("")
+        tensors_file, meta_file = base.with_suffix(".safetensors"), base.with_suffix(".json")
+        for f in (tensors_file, meta_file):
+            if not f.is_file():
+                raise MIMAFaceError(f"motion file not found: {f} (a motion is a .safetensors and a .json side by side).")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format") != FORMAT:
+            raise MIMAFaceError(f"{meta_file.name} is not a MIMAFace motion file (format {meta.get('format')!r}).")
+        t = load_file(str(tensors_file))
+        try:
+            return MotionSequence(t["coeffs"].float(), t["m512"].numpy(), t["m256"].numpy(), t["m256_inv"].numpy(),
+                                  t["scores"].numpy(), t["missing"].numpy().astype(bool),
+                                  tuple(meta["frame_size"]), meta.get("fps"), meta.get("info", {}))
+        except (KeyError, ValueError) as exc:
+            raise MIMAFaceError(f"{tensors_file.name}: not a valid motion sequence ({exc}).") from exc
