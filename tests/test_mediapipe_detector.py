@@ -22,6 +22,7 @@ import pytest
 from mimaface_core.errors import MIMAFaceError, MissingDependencyError
 from mimaface_core.face import mediapipe_detector as mpd
 from mimaface_core.face.crops import FIVE_POINT_TEMPLATE_256, box_crop_matrix, five_point_matrix, invert_affine
+from alignment_fixture import alignment_dir, entries
 from mimaface_core.face.mediapipe_detector import MediaPipeDetector, blazeface_to_mtcnn, mesh_to_mtcnn
 
 MODEL_DIR = Path(__file__).parent / "fixtures" / "mediapipe"
@@ -33,23 +34,8 @@ SCALE_TOL, CENTRE_TOL_PX = 0.15, 25.0
 M256_MAX_PX, M256_MEDIAN_PX = 20.0, 13.0
 
 
-def _alignment_dir() -> Path | None:
-    """$MIMAFACE_ALIGNMENT_DIR, else the in-repo copy (as official_tiny), else the shared folder."""
-    if "MIMAFACE_ALIGNMENT_DIR" in os.environ:
-        return Path(os.environ["MIMAFACE_ALIGNMENT_DIR"])
-    for d in (Path(__file__).parent / "fixtures" / "alignment",
-              Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "alignment"):
-        if (d / "index.json").is_file():
-            return d
-    return None
-
-
 def _photos() -> list[dict]:
-    d = _alignment_dir()
-    if d is None:
-        return []
-    index = json.loads((d / "index.json").read_text())
-    return [{**e, "data": json.loads((d / e["json"]).read_text())} for e in index["entries"] if e["kind"] == "photo"]
+    return entries("photo")
 
 
 # ---------------------------------------------------------------------------------------- (a)
@@ -103,18 +89,19 @@ def _full(m):
 def _residuals(detector, photo) -> tuple[float, float, float]:
     """(M512 scale error, M512 centre error px@512, M256 template-point error px@256) of one photo,
     each pipeline re-detecting on its own 512 crop (the §6 definitions)."""
-    import cv2
     from PIL import Image
 
+    from mimaface_core.face.align import warp_crop_512
+
     ref = photo["data"]
-    rgb = np.asarray(Image.open(_alignment_dir().parent / ref["source"]["file"]).convert("RGB"))
+    rgb = np.asarray(Image.open(alignment_dir().parent / ref["source"]["file"]).convert("RGB"))
     dets = detector.detect(rgb)
     assert len(dets) >= 1 and 0.5 <= dets.scores[0] <= 1, "no face found"
     m512, r512 = box_crop_matrix(dets.boxes[0]), np.asarray(ref["M512"], np.float64)
     scale = np.sqrt(np.linalg.det(m512[:, :2]) / np.linalg.det(r512[:, :2])) - 1
     ref_centre = invert_affine(r512) @ [256, 256, 1]  # input point the reference puts at the centre
     centre = np.linalg.norm(m512 @ [*ref_centre, 1] - 256)
-    crop = cv2.warpAffine(rgb, m512, (512, 512), flags=cv2.INTER_LINEAR)
+    crop = warp_crop_512(rgb, m512)
     on_crop = detector.detect(crop)
     assert len(on_crop) >= 1, "no face found on our 512 crop"
     ours = _full(five_point_matrix(on_crop.landmarks[0])) @ _full(m512)
