@@ -102,3 +102,14 @@ def test_driving_image_and_source_errors(video_model, mtcnn):
         extract_motion([blank, blank], mtcnn, video_model.d3dfr)
     with pytest.raises(ValueError, match="source image"):
         encode_source(np.zeros((5, 5, 3), np.uint8), mtcnn, video_model.d3dfr, video_model.identity_encoder)
+
+
+def test_detector_factory(tmp_path):
+    from mimaface_core.face.detectors import make_detector
+
+    assert make_detector("mtcnn").name == "mtcnn"
+    assert make_detector("mediapipe", models_dir=tmp_path).name == "mediapipe"
+    with pytest.raises(ValueError, match="models_dir"):
+        make_detector("mediapipe")
+    with pytest.raises(ValueError, match="unknown face detector"):
+        make_detector("dlib")
