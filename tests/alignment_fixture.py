@@ -48,29 +48,28 @@ def sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def template_error(m_full_ours, m_full_ref, template) -> float:
-    """Largest distance (px at 256) between the template points mapped back through two
-    input→256 transforms and forward through the other: where our transform sends the points
-    the reference maps onto the template."""
-    def full(m):
-        return np.vstack([np.asarray(m, np.float64), [0, 0, 1]])
-
-    back = np.linalg.inv(full(m_full_ref))
-    pts = np.hstack([template, np.ones((len(template), 1))]) @ back.T
-    moved = pts @ full(m_full_ours).T
-    return float(np.abs(moved[:, :2] - template).max())
+def _full(m) -> np.ndarray:
+    return np.vstack([np.asarray(m, np.float64), [0, 0, 1]])
 
 
 def compose(m256, m512) -> np.ndarray:
     """``M256·M512`` as a (2, 3) input → 256 matrix."""
-    a = np.vstack([np.asarray(m256, np.float64), [0, 0, 1]])
-    b = np.vstack([np.asarray(m512, np.float64), [0, 0, 1]])
-    return (a @ b)[:2]
+    return (_full(m256) @ _full(m512))[:2]
 
 
-def m512_scale_centre(m) -> tuple[float, np.ndarray]:
-    """Scale and the input point mapped to the crop centre (256, 256)."""
-    m = np.asarray(m, np.float64)
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-    centre = np.linalg.solve(m[:, :2], np.array([256.0, 256.0]) - m[:, 2])
-    return scale, centre
+def template_error(ours, ref, template) -> float:
+    """Largest displacement (Euclidean, px of the destination) of the template points between two
+    input → destination transforms: the points the reference maps onto the template, mapped by
+    ours (the fixture README's ``m256_template_px`` when given ``M256·M512`` matrices)."""
+    pts = np.hstack([template, np.ones((len(template), 1))]) @ np.linalg.inv(_full(ref)).T
+    moved = pts @ _full(ours).T
+    return float(np.linalg.norm(moved[:, :2] - template, axis=1).max())
+
+
+def m512_errors(ours, ref) -> tuple[float, float]:
+    """(relative scale error, centre error in px at 512) of a 512 box-crop matrix: the scale ratio
+    minus 1, and how far ours puts the input point the reference maps to the crop centre."""
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    scale = float(np.sqrt(abs(np.linalg.det(ours[:, :2]) / np.linalg.det(ref[:, :2]))) - 1)
+    centre_in = np.linalg.solve(ref[:, :2], np.array([256.0, 256.0]) - ref[:, 2])
+    return scale, float(np.linalg.norm(ours @ [*centre_in, 1] - 256))

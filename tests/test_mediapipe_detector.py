@@ -8,8 +8,6 @@ Nothing is downloaded: the download path is exercised with a fake ``urlopen``.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import sys
 import urllib.error
@@ -19,10 +17,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from alignment_fixture import alignment_dir, compose, entries, m512_errors, template_error
 from mimaface_core.errors import MIMAFaceError, MissingDependencyError
 from mimaface_core.face import mediapipe_detector as mpd
-from mimaface_core.face.crops import FIVE_POINT_TEMPLATE_256, box_crop_matrix, five_point_matrix, invert_affine
-from alignment_fixture import alignment_dir, entries
+from mimaface_core.face.crops import FIVE_POINT_TEMPLATE_256, box_crop_matrix, five_point_matrix
 from mimaface_core.face.mediapipe_detector import MediaPipeDetector, blazeface_to_mtcnn, mesh_to_mtcnn
 
 MODEL_DIR = Path(__file__).parent / "fixtures" / "mediapipe"
@@ -82,10 +80,6 @@ def blazeface():
     return MediaPipeDetector(MODEL_DIR, allow_download=False).load()
 
 
-def _full(m):
-    return np.vstack([np.asarray(m, np.float64), [0, 0, 1]])
-
-
 def _residuals(detector, photo) -> tuple[float, float, float]:
     """(M512 scale error, M512 centre error px@512, M256 template-point error px@256) of one photo,
     each pipeline re-detecting on its own 512 crop (the §6 definitions)."""
@@ -98,17 +92,12 @@ def _residuals(detector, photo) -> tuple[float, float, float]:
     dets = detector.detect(rgb)
     assert len(dets) >= 1 and 0.5 <= dets.scores[0] <= 1, "no face found"
     m512, r512 = box_crop_matrix(dets.boxes[0]), np.asarray(ref["M512"], np.float64)
-    scale = np.sqrt(np.linalg.det(m512[:, :2]) / np.linalg.det(r512[:, :2])) - 1
-    ref_centre = invert_affine(r512) @ [256, 256, 1]  # input point the reference puts at the centre
-    centre = np.linalg.norm(m512 @ [*ref_centre, 1] - 256)
+    scale, centre = m512_errors(m512, r512)
     crop = warp_crop_512(rgb, m512)
     on_crop = detector.detect(crop)
     assert len(on_crop) >= 1, "no face found on our 512 crop"
-    ours = _full(five_point_matrix(on_crop.landmarks[0])) @ _full(m512)
-    theirs = _full(ref["M256"]) @ _full(r512)
-    tpl = np.hstack([FIVE_POINT_TEMPLATE_256, np.ones((5, 1))])
-    moved = (tpl @ np.linalg.inv(theirs).T) @ ours.T
-    err = np.linalg.norm(moved[:, :2] - FIVE_POINT_TEMPLATE_256, axis=1).max()
+    err = template_error(compose(five_point_matrix(on_crop.landmarks[0]), m512), compose(ref["M256"], r512),
+                         FIVE_POINT_TEMPLATE_256)
     return float(scale), float(centre), float(err)
 
 

@@ -162,7 +162,8 @@ def render_coefficients(bfm: BFM09Model, coeffs: torch.Tensor, size: int = RENDE
     return render_mesh(mesh.vertices, mesh.colors, bfm.tri, size)
 
 
-def composite_512(img256: torch.Tensor, mask256: torch.Tensor, m256_inv: torch.Tensor, size: int = 512) -> torch.Tensor:
+def composite_512(img256: torch.Tensor, mask256: torch.Tensor, m256_inv: torch.Tensor,
+                  size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp the render back to the 512 crop and composite on −1 (spec §2.7).
 
     Args:
@@ -172,7 +173,9 @@ def composite_512(img256: torch.Tensor, mask256: torch.Tensor, m256_inv: torch.T
         size: output size in pixels.
 
     Returns:
-        (B, 3, size, size) ``img512·m512 − (1 − m512)`` in [−1, 1]; exactly −1 where m512 = 0.
+        ``render512`` (B, 3, size, size) ``img512·m512 − (1 − m512)`` clamped to [−1, 1] (float
+        rounding can undershoot −1 where the mask is fractional); exactly −1 where m512 = 0.
+        ``m512`` (B, 1, size, size) the warped mask in [0, 1] (the face's MASK).
     """
     if img256.ndim != 4 or img256.shape[1] != 3 or mask256.shape != (img256.shape[0], 1, *img256.shape[2:]):
         raise ValueError(f"composite_512 expects img (B, 3, H, W) and mask (B, 1, H, W), got "
@@ -180,5 +183,5 @@ def composite_512(img256: torch.Tensor, mask256: torch.Tensor, m256_inv: torch.T
     if tuple(m256_inv.shape[-2:]) != (2, 3) or m256_inv.ndim not in (2, 3):
         raise ValueError(f"composite_512 expects (B, 2, 3) or (2, 3) matrices, got {tuple(m256_inv.shape)}.")
     img512 = warp_affine(img256, m256_inv, (size, size))
-    m512 = warp_affine(mask256, m256_inv, (size, size))
-    return img512 * m512 - (1 - m512)
+    m512 = warp_affine(mask256, m256_inv, (size, size)).clamp(0, 1)
+    return (img512 * m512 - (1 - m512)).clamp(-1, 1), m512

@@ -84,7 +84,7 @@ def encode_source(image, detector: FaceDetector, d3dfr: torch.nn.Module, identit
     return SourceFace(aligned, src512, coeffs, identity.float())
 
 
-def _pairs(frames, twice: bool) -> Iterable:
+def _frame_iter(frames, twice: bool) -> Iterable:
     if callable(frames):
         return frames()
     if twice and not (hasattr(frames, "__len__") and hasattr(frames, "__getitem__")):
@@ -105,7 +105,7 @@ def _tracked_boxes(frames, detector: FaceDetector, face, smoothing: int) -> np.n
     """Pass 1 of the tracked mode: a box per frame (the chosen face, then the best IoU match with
     the previous box), missing boxes filled, centre and side smoothed. (N, 4)."""
     boxes, found, prev = [], [], None
-    for i, frame in enumerate(_pairs(frames, True)):
+    for i, frame in enumerate(_frame_iter(frames, True)):
         dets = detector.detect(squash_to_512(to_rgb_uint8(frame, f"driving frame {i}")))
         k = None
         if len(dets):
@@ -188,7 +188,7 @@ def extract_motion(frames, detector: FaceDetector, d3dfr: torch.nn.Module, *, bo
         if progress is not None:
             progress(i + 1, total)
 
-    for i, frame in enumerate(_pairs(frames, box_mode == "tracked")):
+    for i, frame in enumerate(_frame_iter(frames, box_mode == "tracked")):
         rgb = to_rgb_uint8(frame, f"driving frame {i}")
         if frame_size is None:
             frame_size = (rgb.shape[1], rgb.shape[0])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..face.warp import warp_affine
 from ..morphable.bfm import BFM09Model
 from ..morphable.rasterizer import composite_512, render_coefficients
 
@@ -40,8 +39,7 @@ def render_motion(bfm: BFM09Model, blended: torch.Tensor, m256_inv, chunk: int =
     for start in range(0, len(blended), chunk):
         coeffs = blended[start:start + chunk].to(device, torch.float32)
         m = mats[start:start + chunk].to(device)
-        img256, mask256 = render_coefficients(bfm, coeffs)
-        # the composite can undershoot −1 by float rounding where the mask is fractional
-        renders.append(composite_512(img256, mask256, m).clamp(-1, 1).to(out_device))
-        masks.append(warp_affine(mask256, m, (512, 512)).clamp(0, 1).to(out_device))
+        render512, mask512 = composite_512(*render_coefficients(bfm, coeffs), m)
+        renders.append(render512.to(out_device))
+        masks.append(mask512.to(out_device))
     return torch.cat(renders), torch.cat(masks)
