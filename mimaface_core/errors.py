@@ -31,3 +31,7 @@ class FaceNotFoundError(MIMAFaceError, ValueError):
 
 class MissingDependencyError(MIMAFaceError, ImportError):
     """An optional library needed by the chosen option is not installed."""
+
+
+class SamplingCancelled(MIMAFaceError):
+    """The user cancelled a running sampler; raised within one denoising step of the request."""

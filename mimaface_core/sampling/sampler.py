@@ -1,0 +1,187 @@
+"""The denoising loop with classifier-free guidance and the ICA clip loop (spec §6).
+
+Latents live in the SD latent space scaled by 0.18215 (§1.5) and stay float32 in the scheduler;
+the UNet runs in its own dtype. UNet input channels: 0..3 the noisy latents (scaled by the
+scheduler), 4..7 the render latents, 8..11 the ICA latents, 12 the ICA mask (§5.2, §6.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from ..denoiser import LATENT_CHANNELS, is_video_unet, predict_noise
+from ..errors import SamplingCancelled
+from ..schedulers import SCHEDULER_NAMES, make_scheduler
+from .clips import CLIP_LENGTH, OVERLAP, Clip, plan_clips
+
+NOISE_MODES = ("same", "fresh")
+#: Called after every denoising step as ``on_step(done, total)`` across all clips.
+StepCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Sampler settings; the defaults are the release's (spec §6).
+
+    Attributes:
+        steps: denoising steps per clip (25).
+        guidance: CFG scale (5.0); 1.0 skips the unconditional branch.
+        scheduler: one of ``schedulers.SCHEDULER_NAMES`` ("euler" released).
+        seed: noise seed (0 released).
+        noise: "same" (released: every clip starts from the noise drawn from ``seed``) or
+            "fresh" (one generator seeded once, new noise for every clip).
+        clip_length: F, frames per clip (12; at most 32).
+        overlap: frames carried from the previous clip by ICA (3).
+    """
+
+    steps: int = 25
+    guidance: float = 5.0
+    scheduler: str = "euler"
+    seed: int = 0
+    noise: str = "same"
+    clip_length: int = CLIP_LENGTH
+    overlap: int = OVERLAP
+
+    def __post_init__(self):
+        if self.steps < 1:
+            raise ValueError(f"steps must be ≥ 1, got {self.steps}.")
+        if self.scheduler not in SCHEDULER_NAMES:
+            raise ValueError(f"scheduler must be one of {SCHEDULER_NAMES}, got {self.scheduler!r}.")
+        if self.noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {NOISE_MODES}, got {self.noise!r}.")
+
+
+class _Steps:
+    """Counts steps across clips, reports progress and checks for cancellation at every step."""
+
+    def __init__(self, total: int, on_step: StepCallback | None, cancel: Callable[[], bool] | None):
+        self.done, self.total, self.on_step, self.cancel = 0, total, on_step, cancel
+
+    def check(self):
+        if self.cancel is not None and self.cancel():
+            raise SamplingCancelled(f"sampling cancelled after {self.done} of {self.total} steps.")
+
+    def step(self):
+        self.done += 1
+        if self.on_step is not None:
+            self.on_step(self.done, self.total)
+
+
+def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor, context: torch.Tensor,
+            options: SamplingOptions, steps: _Steps | None = None) -> torch.Tensor:
+    """Sample one clip (or one image) from unit noise.
+
+    Args:
+        unet: the 2D or video UNet (13 input channels).
+        noise: (1, 4, [F,] h, w) unit Gaussian noise (multiplied here by ``init_noise_sigma``).
+        condition: (1, 9, [F,] h, w) render latents, ICA latents and mask (channels 4..12).
+        context: (1, 264, 768) appearance context; the unconditional branch uses zeros (§6.2).
+        options: steps, guidance and scheduler.
+
+    Returns:
+        (1, 4, [F,] h, w) float32 final latents.
+
+    Raises:
+        SamplingCancelled: when the cancel check fires (checked before every step).
+    """
+    param = next(unet.parameters())
+    device, dtype = param.device, param.dtype
+    scheduler = make_scheduler(options.scheduler)
+    scheduler.set_timesteps(options.steps, device=device)
+    latents = noise.to(device, torch.float32) * scheduler.init_noise_sigma
+    condition = condition.to(device, dtype)
+    context = context.to(device, dtype)
+    guided = options.guidance != 1.0
+    if guided:
+        context = torch.cat([torch.zeros_like(context), context])
+    for t in scheduler.timesteps:
+        if steps is not None:
+            steps.check()
+        x = torch.cat([scheduler.scale_model_input(latents, t).to(dtype), condition], dim=1)
+        with torch.inference_mode():
+            eps = predict_noise(unet, torch.cat([x, x]) if guided else x, t, context).float()
+        if guided:
+            uncond, cond = eps.chunk(2)
+            eps = uncond + options.guidance * (cond - uncond)
+        latents = scheduler.step(eps, t, latents, return_dict=False)[0]
+        if steps is not None:
+            steps.step()
+    return latents
+
+
+def _noise(shape: tuple[int, ...], options: SamplingOptions, generator: torch.Generator | None) -> torch.Tensor:
+    """Released: a fresh CPU generator seeded with ``seed`` for every clip (§6.3)."""
+    if options.noise == "same" or generator is None:
+        generator = torch.Generator("cpu").manual_seed(options.seed)
+    return torch.randn(shape, generator=generator)
+
+
+def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: torch.Tensor,
+                 options: SamplingOptions = SamplingOptions(), on_step: StepCallback | None = None,
+                 cancel: Callable[[], bool] | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Image mode (spec §1.4): the 2D UNet, channels 8..12 zero.
+
+    Args:
+        render_latents: (1, 4, h, w) render latents (×0.18215).
+        context: (1, 264, 768) MIM output of the single frame.
+        noise: optional (1, 4, h, w) unit noise (default: drawn from ``options.seed``).
+
+    Returns:
+        (1, 4, h, w) float32 final latents.
+    """
+    h, w = render_latents.shape[-2:]
+    if noise is None:
+        noise = _noise((1, LATENT_CHANNELS, h, w), options, None)
+    condition = torch.cat([render_latents.float(), torch.zeros(1, LATENT_CHANNELS + 1, h, w)], dim=1)
+    steps = _Steps(options.steps, on_step, cancel)
+    return denoise(unet, noise, condition, context, options, steps)
+
+
+ClipInputs = Callable[[Clip], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs,
+                 options: SamplingOptions = SamplingOptions(), on_step: StepCallback | None = None,
+                 cancel: Callable[[], bool] | None = None,
+                 noise: torch.Tensor | None = None) -> Iterator[tuple[Clip, torch.Tensor]]:
+    """The ICA clip loop (spec §1.3 steps 4–5, §6.4), one clip at a time.
+
+    Args:
+        unet: the video UNet (``is_video_unet``).
+        num_frames: L, the number of driving frames.
+        clip_inputs: called once per clip with its :class:`Clip`; returns the clip's render
+            latents (F, 4, h, w) (×0.18215) and its context (1, 264, 768). Only the current clip's
+            tensors exist at any time.
+        options: sampler settings (clip length, overlap, steps, guidance, scheduler, seed, noise).
+        on_step: progress across all clips, ``on_step(done, total)``.
+        cancel: returns True to stop; checked before every step (stops within one step).
+        noise: optional (1, 4, F, h, w) unit noise used for every clip instead of drawing it.
+
+    Yields:
+        (clip, latents) with latents (F, 4, h, w) float32 on the UNet's device; the frames to
+        output are ``latents[list(clip.keep)]``.
+
+    Raises:
+        SamplingCancelled: when ``cancel`` fires. ValueError: bad clip settings or a 2D UNet.
+    """
+    if not is_video_unet(unet):
+        raise ValueError("sample_video needs the video UNet: load the model with mode='video'.")
+    clips = plan_clips(num_frames, options.clip_length, options.overlap)
+    steps = _Steps(len(clips) * options.steps, on_step, cancel)
+    generator = torch.Generator("cpu").manual_seed(options.seed) if options.noise == "fresh" else None
+    previous = None
+    for clip in clips:
+        render_latents, context = clip_inputs(clip)
+        f, _, h, w = render_latents.shape
+        condition = torch.zeros(1, 2 * LATENT_CHANNELS + 1, f, h, w)
+        condition[0, :LATENT_CHANNELS] = render_latents.float().cpu().transpose(0, 1)
+        if previous is not None and options.overlap:
+            condition[0, LATENT_CHANNELS:2 * LATENT_CHANNELS, :options.overlap] = previous[-options.overlap:].cpu().transpose(0, 1)
+            condition[0, 2 * LATENT_CHANNELS, :options.overlap] = 1
+        start_noise = noise if noise is not None else _noise((1, LATENT_CHANNELS, f, h, w), options, generator)
+        latents = denoise(unet, start_noise, condition, context, options, steps)[0].transpose(0, 1)
+        previous = latents
+        yield clip, latents
