@@ -1,4 +1,4 @@
-"""Command line: ``python -m mimaface_core {convert,download} ...``."""
+"""Command line: ``python -m mimaface_core {animate,convert,download} ...``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("dst", help="output folder (same layout, .safetensors instead of .pth)")
     down = sub.add_parser("download", help="download the released weights, sd-vae-ft-mse and the SD1.5 scheduler config")
     down.add_argument("dest", help="destination folder, e.g. ComfyUI/models/mimaface/MIMAFace")
+    from .cli_animate import add_parser
+
+    add_parser(sub)
     return parser
 
 
@@ -26,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
             from .weights.convert import convert_snapshot
 
             convert_snapshot(args.src, args.dst)
+        elif args.command == "animate":
+            from .cli_animate import run
+
+            run(args)
         elif args.command == "download":
             from .weights.download import download_weights
 

@@ -39,3 +39,28 @@ def image_model(released_root):
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+#: A tiny SD-style VAE that downsamples by 32 (six blocks), so that 512 renders give 16x16
+#: latents, the size the tiny UNet of official_tiny was made for; random weights.
+TINY_VAE_32X = dict(block_out_channels=(8,) * 6, layers_per_block=1, latent_channels=4, norm_num_groups=4,
+                    down_block_types=("DownEncoderBlock2D",) * 6, up_block_types=("UpDecoderBlock2D",) * 6,
+                    scaling_factor=0.18215)
+
+
+@pytest.fixture(scope="session")
+def animate_root(released_root, tmp_path_factory):
+    """The regenerated released layout plus a tiny VAE in ``sd-vae-ft-mse`` (symlinked copy)."""
+    from diffusers import AutoencoderKL
+
+    root = official_tiny.clone_layout(released_root, tmp_path_factory.mktemp("animate"))
+    torch.manual_seed(5)
+    AutoencoderKL(**TINY_VAE_32X).save_pretrained(root / "sd-vae-ft-mse")
+    return root
+
+
+@pytest.fixture(scope="session")
+def animate_model(animate_root):
+    from mimaface_core import load_mimaface
+
+    return load_mimaface(animate_root, mode="video")
