@@ -12,7 +12,8 @@ from mimaface_core.sampling import SamplingOptions, plan_clips, sample_image, sa
 def _options(case: str) -> SamplingOptions:
     p = ot.cases()[case]["params"]
     return SamplingOptions(steps=p["num_inference_steps"], guidance=p["guidance_scale"],
-                           clip_length=p.get("frames_per_clip", 12), overlap=p.get("prev_frame_num", 3))
+                           clip_length=p.get("frames_per_clip", 12), overlap=p.get("prev_frame_num", 3),
+                           skip_unused_clips=False)  # every released clip, to compare each one
 
 
 def test_clip_plan_matches_the_release():
@@ -22,6 +23,9 @@ def test_clip_plan_matches_the_release():
     assert [list(c.frames) for c in clips] == p["clip_frame_index"]
     kept = [c.frames[j] for c in clips for j in c.keep]
     assert kept == list(range(p["num_frames"]))
+    skipped = plan_clips(p["num_frames"], p["frames_per_clip"], p["prev_frame_num"], skip_unused=True)
+    assert skipped == [c for c in clips[:len(skipped)]] and all(not c.keep for c in clips[len(skipped):])
+    assert [c.frames[j] for c in skipped for j in c.keep] == kept
 
 
 @pytest.mark.parametrize("noise_source", ["stored", "seeded"])

@@ -30,9 +30,14 @@ class Clip:
     keep: tuple[int, ...]
 
 
-def plan_clips(num_frames: int, clip_length: int = CLIP_LENGTH, overlap: int = OVERLAP) -> list[Clip]:
-    """Clips of ``clip_length`` frames advancing by ``clip_length − overlap`` until every frame is
-    covered (spec §1.3 step 4).
+def plan_clips(num_frames: int, clip_length: int = CLIP_LENGTH, overlap: int = OVERLAP,
+               skip_unused: bool = False) -> list[Clip]:
+    """Clips of ``clip_length`` frames advancing by ``clip_length − overlap`` while the start is
+    before the last frame (spec §1.3 step 4).
+
+    The released loop can end with a clip that contributes no frame (e.g. 21 frames, F = 12,
+    overlap 3: the clip at 18 only repeats frames 18..20, already kept from the clip at 9).
+    ``skip_unused=True`` drops such trailing clips; the output frames are the same.
 
     Raises:
         ValueError: ``num_frames < 1``, ``clip_length`` outside 1..32 or ``overlap`` outside
@@ -50,4 +55,6 @@ def plan_clips(num_frames: int, clip_length: int = CLIP_LENGTH, overlap: int = O
         keep = tuple(j for j in range(clip_length) if start + j < num_frames and (start + j < overlap or j >= overlap))
         clips.append(Clip(len(clips), start, frames, keep))
         start += clip_length - overlap
+    while skip_unused and len(clips) > 1 and not clips[-1].keep:
+        clips.pop()
     return clips

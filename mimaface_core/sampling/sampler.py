@@ -35,6 +35,8 @@ class SamplingOptions:
             "fresh" (one generator seeded once, new noise for every clip).
         clip_length: F, frames per clip (12; at most 32).
         overlap: frames carried from the previous clip by ICA (3).
+        skip_unused_clips: drop a trailing clip that contributes no new frame (the release samples
+            it anyway; the output is the same, one clip of compute less).
     """
 
     steps: int = 25
@@ -44,6 +46,7 @@ class SamplingOptions:
     noise: str = "same"
     clip_length: int = CLIP_LENGTH
     overlap: int = OVERLAP
+    skip_unused_clips: bool = True
 
     def __post_init__(self):
         if self.steps < 1:
@@ -169,7 +172,7 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
     """
     if not is_video_unet(unet):
         raise ValueError("sample_video needs the video UNet: load the model with mode='video'.")
-    clips = plan_clips(num_frames, options.clip_length, options.overlap)
+    clips = plan_clips(num_frames, options.clip_length, options.overlap, options.skip_unused_clips)
     steps = _Steps(len(clips) * options.steps, on_step, cancel)
     generator = torch.Generator("cpu").manual_seed(options.seed) if options.noise == "fresh" else None
     previous = None
