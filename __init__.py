@@ -1,9 +1,18 @@
 """ComfyUI-MIMAFace: ComfyUI entry point.
 
-ComfyUI imports this folder by path, so only relative imports are used here, and nothing heavy
-happens at import time (no model loading, no downloads).
+ComfyUI imports this folder by path. The core library ``mimaface_core`` lives next to this file
+and is imported by its absolute name, so this folder is appended to ``sys.path`` (last, so it
+never shadows ComfyUI's own modules such as ``nodes``). Nothing heavy happens at import time (no
+model loading, no downloads).
 """
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.append(_HERE)
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

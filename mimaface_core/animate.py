@@ -19,7 +19,7 @@ from .face.detection import FaceDetector
 from .face.detectors import make_detector
 from .mia import clip_context
 from .morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, TEX, TRANSLATION
-from .motion.extract import SourceFace, encode_source, extract_image_motion, extract_motion
+from .motion.extract import encode_source, extract_image_motion, extract_motion
 from .motion.gaze import adjust_gaze, with_gaze
 from .motion.render import render_motion
 from .motion.retarget import retarget
@@ -56,10 +56,11 @@ class AnimateOptions:
     models_dir: str | None = None
 
 
-def appearance_tokens(model: MIMAFaceModel, source: SourceFace) -> torch.Tensor:
-    """CLIP tokens of the source's 512 crop, computed once per source (spec §4.1). (1, 257, 1024)."""
+def appearance_tokens(model: MIMAFaceModel, crop512: np.ndarray) -> torch.Tensor:
+    """CLIP tokens of the source's (512, 512, 3) uint8 crop, computed once per source (spec §4.1).
+    Returns (1, 257, 1024) in the model's dtype."""
     with torch.inference_mode():
-        return model.appearance_encoder(clip_preprocess(source.alignment.crop512))
+        return model.appearance_encoder(clip_preprocess(crop512))
 
 
 def mia_context(model: MIMAFaceModel, tokens: torch.Tensor, identity: torch.Tensor, blended: torch.Tensor) -> torch.Tensor:
@@ -149,7 +150,7 @@ def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOp
     blended = retarget(source.coeffs.cpu(), motion.coeffs, options.pose, options.expression_scale, options.smoothing)
     if options.gaze:
         blended = with_gaze(blended, adjust_gaze(blended[:, GAZE], **options.gaze))
-    tokens = appearance_tokens(model, source)
+    tokens = appearance_tokens(model, source.alignment.crop512)
     video = is_video_unet(model.denoiser)
     if not video:
         if len(motion) != 1:

@@ -1,8 +1,31 @@
-"""ComfyUI nodes of the pack (thin wrappers over mimaface_core).
+"""ComfyUI nodes of the pack: thin wrappers over mimaface_core (category "MIMAFace").
 
-The node classes arrive with the node-pack work; the mappings are empty until then, so the pack
-imports cleanly in ComfyUI.
+Node ids start with "MIMAFace" and are never renamed once released (saved workflows name them).
 """
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+from . import _comfy
+from .appearance import MIAAppearanceEncode
+from .composite import PasteBack
+from .gaze import GazeEmbed
+from .loaders import LoadMIMAFaceModel
+from .motion import EditMotion, ExtractMotion
+from .motion_io import LoadMotion, SaveMotion
+from .render import RenderCoeffImage
+from .sampler import ICAClipSampler
+
+_comfy.register_model_folders()
+
+_NODES = {
+    "MIMAFaceLoadModel": (LoadMIMAFaceModel, "Load MIMAFace Model"),
+    "MIMAFaceExtractMotion": (ExtractMotion, "Extract 3DMM Motion"),
+    "MIMAFaceGazeEmbed": (GazeEmbed, "Gaze Embed"),
+    "MIMAFaceRenderCoeffImage": (RenderCoeffImage, "Render Coeff Image"),
+    "MIMAFaceMIAAppearanceEncode": (MIAAppearanceEncode, "MIA Appearance Encode"),
+    "MIMAFaceICAClipSampler": (ICAClipSampler, "ICA Clip Sampler"),
+    "MIMAFacePasteBack": (PasteBack, "Paste Back (MIMAFace)"),
+    "MIMAFaceEditMotion": (EditMotion, "Edit Motion (MIMAFace)"),
+    "MIMAFaceSaveMotion": (SaveMotion, "Save Motion (MIMAFace)"),
+    "MIMAFaceLoadMotion": (LoadMotion, "Load Motion (MIMAFace)"),
+}
+NODE_CLASS_MAPPINGS: dict[str, type] = {k: v[0] for k, v in _NODES.items()}
+NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {k: v[1] for k, v in _NODES.items()}

@@ -230,15 +230,25 @@ def extract_motion(frames, detector: FaceDetector, d3dfr: torch.nn.Module, *, bo
 
 
 def extract_image_motion(image, detector: FaceDetector, d3dfr: torch.nn.Module, face: int | str = LARGEST,
-                         on_crop: Callable[[int, np.ndarray], None] | None = None) -> MotionSequence:
-    """Motion of one driving image (spec §1.4): a 512x512 image is used as its own crop; other
-    sizes are box-cropped like a source photo. Returns a 1-frame :class:`MotionSequence`.
+                         on_crop: Callable[[int, np.ndarray], None] | None = None, as_crop: bool | None = None,
+                         what: str = "driving image") -> MotionSequence:
+    """Motion of one image. Returns a 1-frame :class:`MotionSequence`.
+
+    Args:
+        as_crop: True: the image is already a 512x512 face crop framed like the box crop and is
+            used as is (the release's image-mode driver, spec §1.4); False: detect and box-crop it
+            like a source photo (§1.3 step 2); None: True for 512x512 images, else False.
+        what: the input's name for error messages.
 
     Raises:
-        FaceNotFoundError: no face in the image.
+        FaceNotFoundError: no face in the image. ValueError: ``as_crop=True`` with another size.
     """
-    rgb = to_rgb_uint8(image, "driving image")
-    aligned = align_driver_image(detector, rgb, face)
+    rgb = to_rgb_uint8(image, what)
+    if as_crop is None:
+        as_crop = rgb.shape[:2] == (512, 512)
+    if as_crop and rgb.shape[:2] != (512, 512):
+        raise ValueError(f"{what}: 'as is' needs a 512x512 face crop, got {rgb.shape[1]}x{rgb.shape[0]}.")
+    aligned = align_driver_image(detector, rgb, face, what) if as_crop else align_source(detector, rgb, face, what)
     if on_crop is not None:
         on_crop(0, aligned.crop512)
     coeffs = regress_coefficients(d3dfr, to_signed_tensor(aligned.crop512), torch.from_numpy(aligned.m256).float()[None])

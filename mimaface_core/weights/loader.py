@@ -60,6 +60,20 @@ class MIMAFaceModel:
             )
         return self.vae
 
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> "MIMAFaceModel":
+        """Move every part to ``device`` in place (for offloading between uses); with ``dtype``,
+        also cast the diffusion parts (UNet, CLIP, MIM, VAE; e.g. the fp32 fallback). Returns self."""
+        device = torch.device(device)
+        dtype = dtype or self.dtype
+        for part in (self.denoiser, self.appearance_encoder, self.mim, self.vae):
+            if part is not None:
+                part.to(device=device, dtype=dtype)
+        self.d3dfr.to(device)
+        self.identity_encoder.to(device)
+        self.bfm = self.bfm.to(device)
+        self.device, self.dtype = device, dtype
+        return self
+
 
 def load_mimaface(
     root: str | Path,

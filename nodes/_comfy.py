@@ -1,0 +1,177 @@
+"""The only module that touches ComfyUI (``folder_paths``, ``comfy.*``), always lazily.
+
+Each service has a standalone fallback so that the node classes import and run where ComfyUI is
+absent (tests, scripts): model folders under ``$MIMAFACE_MODELS_DIR`` (default ``<pack>/models``),
+the CUDA device when there is one, no progress bar, no interrupt.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+MODEL_FOLDER = "mimaface"
+MEDIAPIPE_FOLDER = "mediapipe"
+MOTION_SUBFOLDER = "mimaface_motion"
+_PACK_DIR = Path(__file__).resolve().parents[1]
+
+
+def _folder_paths():
+    try:
+        import folder_paths  # ComfyUI's module
+
+        return folder_paths
+    except ImportError:
+        return None
+
+
+def _model_management():
+    try:
+        import comfy.model_management as mm
+
+        return mm
+    except ImportError:
+        return None
+
+
+def models_dir() -> Path:
+    """ComfyUI's models folder, or ``$MIMAFACE_MODELS_DIR`` / ``<pack>/models`` standalone."""
+    fp = _folder_paths()
+    if fp is not None:
+        return Path(fp.models_dir)
+    return Path(os.environ.get("MIMAFACE_MODELS_DIR", _PACK_DIR / "models"))
+
+
+def register_model_folders() -> None:
+    """Register ``models/mimaface`` with folder_paths (extra_model_paths.yaml entries named
+    ``mimaface`` then add more places). No-op outside ComfyUI."""
+    fp = _folder_paths()
+    if fp is not None:
+        fp.add_model_folder_path(MODEL_FOLDER, str(Path(fp.models_dir) / MODEL_FOLDER), is_default=True)
+
+
+def _model_roots() -> list[Path]:
+    fp = _folder_paths()
+    if fp is not None and MODEL_FOLDER in fp.folder_names_and_paths:
+        return [Path(p) for p in fp.get_folder_paths(MODEL_FOLDER)]
+    return [models_dir() / MODEL_FOLDER]
+
+
+def weight_folders() -> list[str]:
+    """Names of the MIMAFace snapshot folders (sub-folders holding ``checkpoints/``)."""
+    names = set()
+    for root in _model_roots():
+        if root.is_dir():
+            names.update(p.name for p in root.iterdir() if (p / "checkpoints").is_dir())
+    return sorted(names)
+
+
+def weight_folder(name: str) -> Path:
+    """The path of a snapshot folder listed by :func:`weight_folders`.
+
+    Raises:
+        FileNotFoundError: naming the folders searched.
+    """
+    for root in _model_roots():
+        if (root / name / "checkpoints").is_dir():
+            return root / name
+    raise FileNotFoundError(f"MIMAFace weights folder '{name}' not found in {', '.join(map(str, _model_roots()))}. "
+                            "Put the released snapshot there (python -m mimaface_core download <folder>).")
+
+
+def list_files(kind: str) -> list[str]:
+    """Files of a ComfyUI model folder ("checkpoints", "vae"); standalone: ``models/<kind>``."""
+    fp = _folder_paths()
+    if fp is not None:
+        return fp.get_filename_list(kind)
+    folder = models_dir() / kind
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in (".safetensors", ".ckpt", ".pt", ".pth", ".bin")) if folder.is_dir() else []
+
+
+def file_path(kind: str, name: str) -> Path:
+    """Full path of a listed file.
+
+    Raises:
+        FileNotFoundError: naming the file and folder kind.
+    """
+    fp = _folder_paths()
+    path = fp.get_full_path(kind, name) if fp is not None else models_dir() / kind / name
+    if path is None or not Path(path).is_file():
+        raise FileNotFoundError(f"{kind} file '{name}' not found; put it in ComfyUI/models/{kind}.")
+    return Path(path)
+
+
+def mediapipe_dir() -> Path:
+    """Where mediapipe's model files are looked for and downloaded: ``models/mediapipe``."""
+    return models_dir() / MEDIAPIPE_FOLDER
+
+
+def motion_dirs() -> dict[str, Path]:
+    """Folders Load/Save Motion use: ``output/mimaface_motion`` and ``input/mimaface_motion``."""
+    fp = _folder_paths()
+    if fp is not None:
+        return {"output": Path(fp.get_output_directory()) / MOTION_SUBFOLDER,
+                "input": Path(fp.get_input_directory()) / MOTION_SUBFOLDER}
+    base = Path(os.environ.get("MIMAFACE_OUTPUT_DIR", _PACK_DIR / "output"))
+    return {"output": base / MOTION_SUBFOLDER, "input": base.parent / "input" / MOTION_SUBFOLDER}
+
+
+def torch_device() -> torch.device:
+    """ComfyUI's compute device; standalone: CUDA when available, else CPU."""
+    mm = _model_management()
+    if mm is not None:
+        return mm.get_torch_device()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def offload_device() -> torch.device:
+    """Where models wait between uses (ComfyUI's unet offload device; CPU standalone)."""
+    mm = _model_management()
+    return mm.unet_offload_device() if mm is not None else torch.device("cpu")
+
+
+def auto_dtype(device: torch.device) -> torch.dtype:
+    """fp16 or bf16 where ComfyUI says the device supports it, else fp32 (CPU: fp32)."""
+    mm = _model_management()
+    if device.type == "cpu":
+        return torch.float32
+    if mm is not None:
+        if mm.should_use_fp16(device):
+            return torch.float16
+        if mm.should_use_bf16(device):
+            return torch.bfloat16
+        return torch.float32
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def free_memory() -> None:
+    """Ask ComfyUI to empty its caches after offloading (no-op standalone)."""
+    mm = _model_management()
+    if mm is not None:
+        mm.soft_empty_cache()
+
+
+def check_interrupt() -> None:
+    """Raise ComfyUI's interrupt exception when the user pressed Cancel (no-op standalone)."""
+    mm = _model_management()
+    if mm is not None:
+        mm.throw_exception_if_processing_interrupted()
+
+
+class Progress:
+    """A ComfyUI progress bar (its update is also the cancel point); silent standalone."""
+
+    def __init__(self, total: int):
+        try:
+            import comfy.utils
+
+            self._bar = comfy.utils.ProgressBar(total)
+        except ImportError:
+            self._bar = None
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        if self._bar is not None:
+            self._bar.update_absolute(done, total)
+        check_interrupt()

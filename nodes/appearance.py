@@ -1,0 +1,61 @@
+"""MIA Appearance Encode."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mimaface_core.animate import appearance_tokens
+from mimaface_core.face.align import align_crop
+from mimaface_core.errors import FaceNotFoundError
+from mimaface_core.identity import identity_input
+from mimaface_core.images import to_rgb_uint8, to_signed_tensor
+from mimaface_core.motion.gaze import with_gaze
+
+from .images import frames_of
+from .wires import APPEARANCE, CATEGORY, GAZE, MODEL, MOTION, Appearance
+
+
+class MIAAppearanceEncode:
+    """The source's appearance (CLIP tokens, identity feature) with the motion that modulates it."""
+
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (APPEARANCE,)
+    RETURN_NAMES = ("appearance",)
+    OUTPUT_TOOLTIPS = ("Source appearance + per-frame motion, gaze and identity for the ICA Clip Sampler "
+                       "(the MIA module runs per clip there).",)
+    FUNCTION = "encode"
+    DESCRIPTION = ("CLIP tokens of the source crop and its CurricularFace identity feature, computed once, paired "
+                   "with the blended coefficients and gaze (MIA, paper §3.2; spec §4).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (MODEL, {"tooltip": "From Load MIMAFace Model."}),
+            "source_crop": ("IMAGE", {"tooltip": "The source's aligned 512x512 crop (the crops output of Extract 3DMM "
+                            "Motion on the source photo)."}),
+            "blended_motion": (MOTION, {"tooltip": "The blended_motion output of Render Coeff Image."}),
+        }, "optional": {
+            "gaze": (GAZE, {"tooltip": "Gaze Embed output; without it the blended motion's own gaze (released)."}),
+        }}
+
+    def encode(self, model, source_crop, blended_motion, gaze=None):
+        crop = to_rgb_uint8(frames_of(source_crop, "source_crop")[0], "source_crop")
+        blended = blended_motion.coeffs.float()
+        if gaze is not None:
+            if len(gaze.gaze) != len(blended):
+                raise ValueError(f"gaze has {len(gaze.gaze)} frames but the blended motion {len(blended)}: "
+                                 "make both from the same driving frames.")
+            blended = with_gaze(blended, gaze.gaze)
+        with model.on_device() as m:
+            _, _, m256, _ = align_crop(model.make_detector(), crop)
+            if m256 is None:
+                raise FaceNotFoundError("source_crop: no face found on the source crop; connect the crops output of "
+                                        "Extract 3DMM Motion run on the source photo.")
+            src512 = to_signed_tensor(crop)
+            param = next(m.identity_encoder.parameters())
+            with torch.inference_mode():
+                identity = m.identity_encoder.deep_features(
+                    identity_input(src512.to(param.device), torch.from_numpy(np.asarray(m256)).float()[None].to(param.device)))
+            tokens = appearance_tokens(m, crop)
+        return (Appearance(tokens.float().cpu(), identity.float().cpu(), blended),)

@@ -1,0 +1,68 @@
+"""Load MIMAFace Model."""
+
+from __future__ import annotations
+
+import torch
+
+from mimaface_core.weights.base_merge import BaseCheckpoint
+from mimaface_core.weights.loader import load_mimaface
+
+from . import _comfy
+from .wires import CATEGORY, MODEL, ModelHandle
+
+RELEASED_UNET = "(MIMAFace UNet)"
+NO_FILE = "(none)"
+WEIGHTS_VAE = "(sd-vae-ft-mse in the weights folder)"
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class LoadMIMAFaceModel:
+    """Loads the released MIMAFace weights (one mode) with an optional custom SD1.5 base."""
+
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (MODEL,)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("Every MIMAFace network of the chosen mode, for the other MIMAFace nodes.",)
+    FUNCTION = "load"
+    DESCRIPTION = ("Loads a released MIMAFace snapshot from models/mimaface/<folder> (UNet with motion modules, "
+                   "CLIP appearance encoder, MIA module, D3DFR, CurricularFace, BFM09, VAE).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        folders = _comfy.weight_folders() or ["(no folder in models/mimaface)"]
+        checkpoints = _comfy.list_files("checkpoints")
+        return {"required": {
+            "weights": (folders, {"tooltip": "Folder of the released snapshot in models/mimaface "
+                                             "(python -m mimaface_core download models/mimaface/MIMAFace)."}),
+            "mode": (["video", "image"], {"default": "video", "tooltip": "video: UNet with motion modules for "
+                     "driving videos (clip sampler with ICA). image: the 2D UNet, one frame per driving image."}),
+            "base_checkpoint": ([RELEASED_UNET] + checkpoints, {"tooltip": "The UNet base: the released MIMAFace "
+                                "UNet, or your own SD1.5 checkpoint from models/checkpoints merged with it."}),
+            "merge": (["add_difference", "swap"], {"default": "add_difference", "tooltip": "add_difference: your "
+                      "checkpoint + (MIMAFace − SD1.5 reference) × strength (keeps MIMAFace's training). swap: your "
+                      "checkpoint's UNet weights replace the shared ones (looser)."}),
+            "reference_checkpoint": ([NO_FILE] + checkpoints, {"tooltip": "The SD1.5 checkpoint MIMAFace was trained "
+                                     "from (v1-5-pruned-emaonly); needed by add_difference."}),
+            "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                                   "tooltip": "add_difference only: how much of the MIMAFace difference is added."}),
+            "vae": ([WEIGHTS_VAE] + _comfy.list_files("vae"), {"tooltip": "VAE that encodes the renders (the release "
+                    "uses sd-vae-ft-mse). Decode the sampler's LATENT with the same VAE in a VAE Decode node."}),
+            "precision": (list(PRECISIONS), {"default": "auto", "tooltip": "auto: fp16 or bf16 where the GPU supports "
+                          "it, fp32 on CPU. The 3DMM and identity networks always run in fp32."}),
+            "detector": (["mtcnn", "mediapipe"], {"default": "mtcnn", "tooltip": "mtcnn reproduces the released crops "
+                         "exactly. mediapipe (optional install) only approximates them: about 3-4% scale and 6-7 px "
+                         "centre difference on photos, more on squashed non-square videos."}),
+        }}
+
+    def load(self, weights, mode, base_checkpoint, merge, reference_checkpoint, strength, vae, precision, detector):
+        compute, offload = _comfy.torch_device(), _comfy.offload_device()
+        dtype = _comfy.auto_dtype(compute) if precision == "auto" else _DTYPES[precision]
+        base = None
+        if base_checkpoint != RELEASED_UNET:
+            reference = None if reference_checkpoint == NO_FILE else _comfy.file_path("checkpoints", reference_checkpoint)
+            base = BaseCheckpoint(_comfy.file_path("checkpoints", base_checkpoint), merge, reference, strength)
+        vae_path = None if vae == WEIGHTS_VAE else _comfy.file_path("vae", vae)
+        model = load_mimaface(_comfy.weight_folder(weights), mode=mode, device=offload, dtype=dtype, vae=vae_path, base=base)
+        model.require_vae()
+        return (ModelHandle(model, detector, compute, offload),)

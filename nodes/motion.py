@@ -1,0 +1,120 @@
+"""Extract 3DMM Motion and Edit Motion."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from mimaface_core.morphable.coefficients import ANGLES
+from mimaface_core.motion.extract import BOX_MODES, extract_image_motion, extract_motion
+from mimaface_core.motion.smoothing import smooth
+
+from . import _comfy
+from .images import frames_of, to_image
+from .wires import CATEGORY, MODEL, MOTION
+
+AS_IS = "as_is_512"
+CROP_MODES = BOX_MODES + (AS_IS,)
+
+
+class ExtractMotion:
+    """Faces → 3DMM coefficients, crop matrices and aligned 512 crops, frame by frame."""
+
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (MOTION, "IMAGE")
+    RETURN_NAMES = ("motion", "crops")
+    OUTPUT_TOOLTIPS = ("Per-frame 3DMM coefficients (id, exp, tex, angles, gamma, translation, gaze), crop matrices "
+                       "and missing-face flags.", "The aligned 512x512 face crops (the frames the output lives in).")
+    FUNCTION = "extract"
+    DESCRIPTION = ("Detects the face (released MTCNN by default), crops it the released way and regresses D3DFR "
+                   "coefficients. One image = a source photo (or one driving image); a batch = driving frames. "
+                   "Frames without a face are filled from their neighbours and counted in the console.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (MODEL, {"tooltip": "From Load MIMAFace Model."}),
+            "images": ("IMAGE", {"tooltip": "The source photo, a driving image, or the driving video's frames."}),
+            "crop_mode": (list(CROP_MODES), {"default": "first_frame", "tooltip": "first_frame: the released recipe "
+                          "(the 512 box of the first frame reused for every frame). tracked: a box per frame, "
+                          "smoothed (for heads that move a lot). as_is_512: images are already 512x512 face crops "
+                          "(the released image-mode driver)."}),
+            "face_index": ("INT", {"default": 0, "min": 0, "max": 32, "tooltip": "Which face when there are several: "
+                           "0 = the largest (released), 1 = the second largest, ..."}),
+            "box_smoothing": ("INT", {"default": 9, "min": 1, "max": 61, "step": 2, "tooltip": "tracked mode: frames "
+                              "in the Savitzky-Golay window smoothing the box (1 = off)."}),
+        }}
+
+    def extract(self, model, images, crop_mode, face_index, box_smoothing):
+        frames = frames_of(images, "images")
+        face = "largest" if face_index == 0 else face_index
+        crops = [None] * len(frames)
+
+        def keep(i, crop):
+            crops[i] = crop
+
+        with model.on_device() as m:
+            detector = model.make_detector()
+            if len(frames) == 1:
+                what = "image"
+                motion = extract_image_motion(frames[0], detector, m.d3dfr, face, keep, crop_mode == AS_IS, what)
+            elif crop_mode == AS_IS:
+                motion = _as_is_batch(frames, detector, m.d3dfr, face, keep)
+            else:
+                progress = _comfy.Progress(len(frames))
+                motion = extract_motion(frames, detector, m.d3dfr, box_mode=crop_mode, face=face,
+                                        box_smoothing=box_smoothing, progress=progress, on_crop=keep)
+        if motion.missing_count:
+            print(f"[MIMAFace] {motion.missing_count} of {len(motion)} frames had no face on the crop; "
+                  "filled from their neighbours.")
+        return (motion, to_image(crops))
+
+
+def _as_is_batch(frames, detector, d3dfr, face, keep):
+    """512 crops given as a batch: each frame is its own crop (no box), one motion sequence."""
+    from mimaface_core.motion.sequence import MotionSequence
+
+    parts = []
+    for i, f in enumerate(frames):
+        parts.append(extract_image_motion(f, detector, d3dfr, face, lambda _, c, i=i: keep(i, c), True, f"frame {i}"))
+        _comfy.check_interrupt()
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    return MotionSequence(torch.cat([p.coeffs for p in parts]), cat("m512"), cat("m256"), cat("m256_inv"),
+                          cat("scores"), cat("missing"), parts[0].frame_size, None, {"box_mode": AS_IS})
+
+
+class EditMotion:
+    """Edits a motion sequence: head rotation offsets, expression scale, temporal smoothing."""
+
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (MOTION,)
+    RETURN_NAMES = ("motion",)
+    OUTPUT_TOOLTIPS = ("The edited motion (same frames and crop matrices).",)
+    FUNCTION = "edit"
+    DESCRIPTION = "Adds head-rotation offsets, scales the expression and smooths the coefficients over time."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        angle = {"default": 0.0, "min": -45.0, "max": 45.0, "step": 0.5}
+        return {"required": {
+            "motion": (MOTION, {"tooltip": "A driving motion (Extract 3DMM Motion or Load Motion)."}),
+            "pitch": ("FLOAT", {**angle, "tooltip": "Added rotation about the x axis (nod), degrees."}),
+            "yaw": ("FLOAT", {**angle, "tooltip": "Added rotation about the y axis (turn), degrees."}),
+            "roll": ("FLOAT", {**angle, "tooltip": "Added rotation about the z axis (tilt), degrees."}),
+            "expression_scale": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
+                                 "tooltip": "Factor on the expression coefficients (0 = neutral face)."}),
+            "smoothing": ("INT", {"default": 1, "min": 1, "max": 61, "step": 2, "tooltip": "Savitzky-Golay window "
+                          "(frames) over every coefficient (1 = off)."}),
+        }}
+
+    def edit(self, motion, pitch, yaw, roll, expression_scale, smoothing):
+        from mimaface_core.morphable.coefficients import EXP
+
+        c = motion.coeffs.clone()
+        c[:, ANGLES] += torch.tensor([math.radians(pitch), math.radians(yaw), math.radians(roll)])
+        c[:, EXP] *= expression_scale
+        if smoothing > 1:
+            c = torch.from_numpy(smooth(c.numpy(), smoothing)).float()
+        return (motion.with_coeffs(c),)
