@@ -67,7 +67,9 @@ class MIMAFaceModel:
         dtype = dtype or self.dtype
         for part in (self.denoiser, self.appearance_encoder, self.mim, self.vae):
             if part is not None:
-                part.to(device=device, dtype=dtype)
+                part.to(device)
+                if dtype != self.dtype:
+                    part.to(dtype=dtype)
         self.d3dfr.to(device)
         self.identity_encoder.to(device)
         self.bfm = self.bfm.to(device)
