@@ -6,15 +6,31 @@ import numpy as np
 import torch
 
 
-def frames_of(image: torch.Tensor, name: str) -> list[np.ndarray]:
-    """IMAGE [B, H, W, C] float in [0, 1] → B frames (H, W, C) float arrays (RGB/RGBA/gray).
+class Frames:
+    """A lazy sequence over an IMAGE batch: ``frames[i]`` is frame i as an (H, W, C) float array in
+    [0, 1], converted one at a time (no copy of the whole batch)."""
+
+    def __init__(self, image: torch.Tensor):
+        self.image = image
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not 0 <= i < len(self.image):
+            raise IndexError(i)
+        return self.image[i].detach().cpu().float().numpy()
+
+
+def frames_of(image: torch.Tensor, name: str) -> Frames:
+    """IMAGE [B, H, W, C] float in [0, 1] → a lazy sequence of B (H, W, C) frames.
 
     Raises:
-        ValueError: naming the input when it is not a [B, H, W, C] batch.
+        ValueError: naming the input when it is not a non-empty [B, H, W, C] batch.
     """
-    if not torch.is_tensor(image) or image.ndim != 4:
+    if not torch.is_tensor(image) or image.ndim != 4 or len(image) == 0:
         raise ValueError(f"{name}: expected an IMAGE batch [B, H, W, C], got {getattr(image, 'shape', type(image))}.")
-    return [f for f in image.detach().cpu().float().numpy()]
+    return Frames(image)
 
 
 def to_image(frames_uint8) -> torch.Tensor:
