@@ -1,0 +1,103 @@
+"""Node services outside ComfyUI (model folders, device, progress) and node behaviour that the
+workflow tests do not pin down: Paste Back geometry, motion files, clear input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alignment_fixture import entries, media_path
+from mimaface_core.media import iter_video_frames
+from nodes import NODE_CLASS_MAPPINGS as NODES
+from nodes import _comfy, motion_io
+from nodes.wires import ModelHandle
+
+CLIP = min(entries("video"), key=lambda e: e["data"]["source"]["frames_decoded"])
+
+
+@pytest.fixture()
+def handle(video_model):
+    return ModelHandle(video_model, "mtcnn", torch.device("cpu"), torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def driving():
+    frames = list(iter_video_frames(media_path(CLIP), limit=4))
+    return torch.from_numpy(np.stack(frames)).float() / 255
+
+
+def test_model_folders_standalone(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIMAFACE_MODELS_DIR", str(tmp_path))
+    (tmp_path / "mimaface" / "MIMAFace" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "mimaface" / "not_a_snapshot").mkdir()
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "my_vae.safetensors").write_bytes(b"")
+    assert _comfy.weight_folders() == ["MIMAFace"]
+    assert _comfy.weight_folder("MIMAFace") == tmp_path / "mimaface" / "MIMAFace"
+    with pytest.raises(FileNotFoundError, match="not_there"):
+        _comfy.weight_folder("not_there")
+    assert _comfy.list_files("vae") == ["my_vae.safetensors"]
+    assert _comfy.mediapipe_dir() == tmp_path / "mediapipe"
+    assert _comfy.auto_dtype(torch.device("cpu")) == torch.float32
+    _comfy.Progress(3)(1, 3)  # silent outside ComfyUI
+
+
+def test_loader_reports_missing_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIMAFACE_MODELS_DIR", str(tmp_path))
+    loader = NODES["MIMAFaceLoadModel"]()
+    with pytest.raises(FileNotFoundError, match="MIMAFace"):
+        loader.load("MIMAFace", "video", "(MIMAFace UNet)", "add_difference", "(none)", 1.0,
+                    "(sd-vae-ft-mse in the weights folder)", "auto", "mtcnn")
+
+
+def test_paste_back_puts_the_crops_where_they_came_from(handle, driving):
+    motion, crops = NODES["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)
+    pasted, mask = NODES["MIMAFacePasteBack"]().paste(driving, crops, motion, 0)
+    assert pasted.shape == driving.shape and mask.shape == driving.shape[:3]
+    inside = (mask > 0.99)[..., None].expand_as(pasted)
+    assert inside.float().mean() > 0.02
+    # the crop of a frame pasted back reproduces that frame up to two bilinear resamplings
+    err = (pasted - driving).abs()[inside]
+    assert err.mean() < 0.03
+    shifted = NODES["MIMAFacePasteBack"]().paste(driving, crops.roll(40, dims=2), motion, 0)[0]
+    assert (shifted - driving).abs()[inside].mean() > 3 * err.mean()
+    feathered = NODES["MIMAFacePasteBack"]().paste(driving, crops, motion, 32)[1]
+    assert ((feathered > 0) & (feathered < 1)).any() and feathered.max() <= 1
+
+
+def test_paste_back_checks_frame_counts(handle, driving):
+    motion, crops = NODES["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)
+    with pytest.raises(ValueError, match="as many"):
+        NODES["MIMAFacePasteBack"]().paste(driving[:2], crops, motion, 8)
+
+
+def test_save_and_load_motion(handle, driving, tmp_path, monkeypatch):
+    monkeypatch.setenv("MIMAFACE_OUTPUT_DIR", str(tmp_path / "output"))
+    motion, _ = NODES["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)
+    edited, = NODES["MIMAFaceEditMotion"]().edit(motion, 0.0, 10.0, 0.0, 1.0, 1)
+    assert torch.allclose(edited.coeffs[:, 225] - motion.coeffs[:, 225], torch.tensor(np.radians(10.0)).float())
+    for _ in range(2):
+        NODES["MIMAFaceSaveMotion"]().save(edited, "drive/../x")
+    names = motion_io.motion_files()
+    assert names == ["output/drivex_00001", "output/drivex_00002"]
+    loaded, frames = NODES["MIMAFaceLoadMotion"]().load(names[-1])
+    assert frames == len(motion) and torch.equal(loaded.coeffs, edited.coeffs)
+    with pytest.raises(ValueError, match="Save Motion"):
+        NODES["MIMAFaceLoadMotion"]().load("(none saved yet)")
+
+
+def test_gaze_embed_methods_and_errors(handle, driving):
+    motion, _ = NODES["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)
+    embed = NODES["MIMAFaceGazeEmbed"]()
+    per_frame, = embed.embed(handle, "per_frame", 1.0, 1, motion=motion)
+    mean, = embed.embed(handle, "mean", 0.5, 1, motion=motion)
+    assert torch.allclose(per_frame.gaze, motion.coeffs[:, 257:261])
+    assert torch.allclose(mean.gaze, 0.5 * motion.coeffs[:, 257:261].mean(0).expand(len(motion), 4))
+    with pytest.raises(ValueError, match="motion or crops"):
+        embed.embed(handle, "per_frame", 1.0, 1)
+
+
+def test_extract_rejects_a_non_image(handle):
+    with pytest.raises(ValueError, match="images"):
+        NODES["MIMAFaceExtractMotion"]().extract(handle, torch.zeros(3, 4), "first_frame", 0, 9)
