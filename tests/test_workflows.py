@@ -1,0 +1,439 @@
+"""The shipped workflows (workflows/*.json) and the node contract.
+
+(a) every workflow validates against our node definitions and the core nodes recorded from a real
+    ComfyUI (tests/fixtures/comfy_core_nodes.json), and broken copies are caught;
+(b) every node of the pack keeps the classic-API contract (tooltips, names, FUNCTION signature);
+(c) every workflow runs in its graph's order in Python: its API form (as the frontend makes it) is
+    walked node by node, our nodes run for real on tiny released-layout weights and real media, and
+    the core nodes are small stand-ins written here (video decode, image load, VAE decode with the
+    tiny VAE, video/image "save" that keeps the frames).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import workflow_graph as wg
+from alignment_fixture import entries, media_path
+from mimaface_core.media import iter_video_frames, video_info
+from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+DEFS = wg.definitions()
+CORE = wg.core_definitions()
+
+#: The file names the workflows load from ComfyUI's input folder → real media of the fixture.
+PHOTOS = {Path(media_path(e)).name: media_path(e) for e in entries("photo")}
+WITH_AUDIO = next(e for e in entries("video") if video_info(media_path(e)).has_audio)
+MEDIA = {
+    "portrait_eileen_collins.jpg": PHOTOS["astronaut_eileen_collins_512.jpg"],
+    "driving_expression.jpg": PHOTOS["codait_luciano_400.jpg"],
+    "driving_talking.mp4": media_path(WITH_AUDIO),
+}
+#: Driving frames decoded per video (the stand-in's limit) and the fast sampler settings.
+FRAMES = 7
+FAST = {"steps": 2, "clip_length": 6, "overlap": 2}
+
+
+def _load(name: str) -> dict:
+    return wg.load_workflow(ROOT / "workflows" / f"{name}.json")
+
+
+def _nodes_of(wf: dict, type_: str) -> list[dict]:
+    return [n for n in wf["nodes"] if n["type"] == type_]
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) validation
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
+def test_workflow_validates(path):
+    wf = wg.load_workflow(path)
+    assert wg.validate(wf, DEFS) == []
+    assert wf["version"] == 0.4
+
+
+def test_workflow_folder_uses_only_core_nodes_and_ours():
+    assert [p.stem for p in WORKFLOWS] == ["mimaface_coefficient_editing", "mimaface_custom_base_checkpoint",
+                                           "mimaface_image_reenactment", "mimaface_video_reenactment"]
+    used = {n["type"] for p in WORKFLOWS for n in wg.load_workflow(p)["nodes"]}
+    ours = {t for t in used if t in NODE_CLASS_MAPPINGS}
+    frontend_only = {t for t in used if t in wg.FRONTEND_ONLY}
+    assert used - ours - frontend_only == set(CORE), "the snapshot holds exactly the core nodes the workflows use"
+    assert set(NODE_CLASS_MAPPINGS) - ours == set(), "every node of the pack appears in a shipped workflow"
+    about = json.loads(wg.CORE_SNAPSHOT.read_text())["_about"]
+    assert "ComfyUI 0.3.64" in about["comfyui"]
+
+
+def _link(wf, link_id):
+    return next(link for link in wf["links"] if link[0] == link_id)
+
+
+def _node(wf, title_or_type):
+    return next(n for n in wf["nodes"] if n.get("title") == title_or_type or n["type"] == title_or_type)
+
+
+def _broken_copies():
+    """(name, workflow, a phrase the validator must report)."""
+    base = _load("mimaface_video_reenactment")
+    out = []
+
+    wf = copy.deepcopy(base)  # the link says IMAGE where a motion flows
+    render = _node(wf, "MIMAFaceRenderCoeffImage")
+    _link(wf, render["inputs"][1]["link"])[5] = "IMAGE"
+    out.append(("link type field", wf, "type 'IMAGE' but node"))
+
+    wf = copy.deepcopy(base)  # rewired: the source crops (IMAGE) into source_motion
+    link = _link(wf, render["inputs"][1]["link"])
+    src = next(n for n in wf["nodes"] if n["id"] == link[1])
+    src["outputs"][0]["links"].remove(link[0])
+    src["outputs"][1]["links"].append(link[0])
+    link[2], link[5] = 1, "IMAGE"
+    out.append(("IMAGE into a motion input", wf, "IMAGE into node"))
+
+    wf = copy.deepcopy(base)  # a widget value missing (the sampler's noise)
+    _node(wf, "MIMAFaceICAClipSampler")["widgets_values"].pop()
+    out.append(("missing widget", wf, "7 widgets_values for 8 widgets"))
+
+    wf = copy.deepcopy(base)  # the seed's control value left out: every later value shifts
+    _node(wf, "MIMAFaceICAClipSampler")["widgets_values"].remove("fixed")
+    out.append(("no control value after seed", wf, "widgets_values for 8 widgets"))
+
+    wf = copy.deepcopy(base)
+    _node(wf, "MIMAFaceICAClipSampler")["widgets_values"][2] = 0  # steps
+    out.append(("steps below minimum", wf, "steps=0 is below its minimum 1"))
+
+    wf = copy.deepcopy(base)
+    _node(wf, "MIMAFaceICAClipSampler")["widgets_values"][3] = 50.0  # cfg
+    out.append(("cfg above maximum", wf, "cfg=50.0 is above its maximum 20.0"))
+
+    wf = copy.deepcopy(base)
+    _node(wf, "MIMAFaceICAClipSampler")["widgets_values"][4] = "heun"
+    out.append(("unknown scheduler", wf, "scheduler='heun' is not one of"))
+
+    wf = copy.deepcopy(base)
+    _node(wf, "MIMAFaceGazeEmbed")["widgets_values"][2] = 4  # smoothing windows are odd (min 1, step 2)
+    out.append(("INT off its step", wf, "smoothing=4 is not 1 plus a multiple of its step 2"))
+
+    wf = copy.deepcopy(base)
+    _node(wf, "CreateVideo")["widgets_values"][0] = 500.0
+    out.append(("core widget out of range", wf, "fps=500.0 is above its maximum"))
+
+    wf = copy.deepcopy(base)
+    _node(wf, "MIMAFaceGazeEmbed")["type"] = "MIMAFaceGazeEmbedV2"
+    out.append(("unknown node type", wf, "unknown node type 'MIMAFaceGazeEmbedV2'"))
+
+    wf = copy.deepcopy(base)  # a required socket left unconnected
+    mia = _node(wf, "MIMAFaceMIAAppearanceEncode")
+    lid = mia["inputs"][1]["link"]
+    mia["inputs"][1]["link"] = None
+    wf["links"] = [link for link in wf["links"] if link[0] != lid]
+    for n in wf["nodes"]:
+        for o in n["outputs"]:
+            if o["links"] and lid in o["links"]:
+                o["links"].remove(lid)
+    out.append(("unconnected required input", wf, "required input 'source_crop' (IMAGE) is not connected"))
+
+    wf = copy.deepcopy(base)  # a link whose slot points past the node's inputs
+    _link(wf, render["inputs"][1]["link"])[4] = 42
+    out.append(("link slot out of range", wf, "has no input slot 42"))
+    return out
+
+
+@pytest.mark.parametrize("name,wf,phrase", _broken_copies(), ids=[c[0] for c in _broken_copies()])
+def test_validator_catches_broken_copies(name, wf, phrase):
+    problems = wg.validate(wf, DEFS)
+    assert any(phrase in p for p in problems), problems
+
+
+def test_control_values_and_file_combos():
+    d = DEFS["MIMAFaceICAClipSampler"]
+    assert [(k, i.name) for k, i in d.widget_layout()][:3] == [("value", "seed"), ("control", "seed"), ("value", "steps")]
+    assert [k for k, _ in DEFS["LoadVideo"].widget_layout()] == ["value", "upload"]
+    wf = _load("mimaface_video_reenactment")
+    _node(wf, "MIMAFaceICAClipSampler")["widgets_values"][1] = "sometimes"
+    _node(wf, "MIMAFaceLoadModel")["widgets_values"][0] = "any_folder_name"  # files on disk: any name
+    (problem,) = wg.validate(wf, DEFS)
+    assert "(MIMAFaceICAClipSampler): control value after seed is 'sometimes'" in problem
+
+
+def test_types_match_like_comfyui():
+    assert wg.types_match("IMAGE", "IMAGE") and wg.types_match("*", "LATENT") and wg.types_match("IMAGE", "*")
+    assert wg.types_match("IMAGE,MASK", "MASK") and not wg.types_match("IMAGE", "MASK")
+
+
+def test_to_api_muted_nodes_and_raw_object_info():
+    wf = _load("mimaface_coefficient_editing")
+    api = wg.to_api(wf, DEFS)
+    muted = {str(n["id"]) for n in wf["nodes"] if n["mode"] == wg.MODE_NEVER}
+    assert muted and not muted & set(api) and "1" not in api  # muted nodes and the Note left out
+    raw = json.loads(wg.CORE_SNAPSHOT.read_text())  # /object_info entries are accepted as definitions
+    pack = {k: v for k, v in DEFS.items() if k.startswith("MIMAFace")}
+    assert wg.to_api(wf, {**raw, **pack}) == api
+    for n in wf["nodes"]:
+        n["mode"] = wg.MODE_ALWAYS
+    unmuted = wg.to_api(wf, DEFS)
+    assert muted <= set(unmuted)
+    load = next(k for k, v in unmuted.items() if v["class_type"] == "MIMAFaceLoadMotion")
+    assert unmuted[load]["inputs"] == {"motion_file": "output/edited_motion_00001"}
+    order = wg.execution_order(unmuted)
+    for nid, node in unmuted.items():
+        for value in node["inputs"].values():
+            if isinstance(value, list):
+                assert order.index(value[0]) < order.index(nid)
+
+
+def test_bypassed_node_passes_its_input_through():
+    wf = _load("mimaface_video_reenactment")
+    gaze = _node(wf, "MIMAFaceGazeEmbed")
+    _node(wf, "MIMAFacePasteBack")["mode"] = wg.MODE_BYPASS  # IMAGE out <- its IMAGE input (driving frames)
+    api = wg.to_api(wf, DEFS)
+    comps = _node(wf, "GetVideoComponents")["id"]
+    pasted_video = next(v for v in api.values() if v["_meta"]["title"] == "Create Video (pasted back)")
+    assert pasted_video["inputs"]["images"] == [str(comps), 0]
+    gaze["mode"] = wg.MODE_NEVER  # MIA's optional gaze input disappears
+    mia = next(v for v in wg.to_api(wf, DEFS).values() if v["class_type"] == "MIMAFaceMIAAppearanceEncode")
+    assert "gaze" not in mia["inputs"]
+
+
+def test_execution_order_refuses_cycles():
+    with pytest.raises(ValueError, match="cycle"):
+        wg.execution_order({"1": {"inputs": {"a": ["2", 0]}}, "2": {"inputs": {"b": ["1", 0]}}})
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) node contract
+
+
+@pytest.mark.parametrize("node_id", sorted(NODE_CLASS_MAPPINGS))
+def test_node_contract(node_id):
+    cls = NODE_CLASS_MAPPINGS[node_id]
+    assert node_id.startswith("MIMAFace")
+    assert cls.CATEGORY == "MIMAFace"
+    assert isinstance(cls.DESCRIPTION, str) and cls.DESCRIPTION.strip()
+    assert NODE_DISPLAY_NAME_MAPPINGS[node_id] and NODE_DISPLAY_NAME_MAPPINGS[node_id] != node_id
+    spec = cls.INPUT_TYPES()
+    assert set(spec) <= {"required", "optional", "hidden"} and isinstance(spec["required"], dict)
+    names = []
+    for section in ("required", "optional"):
+        for name, entry in (spec.get(section) or {}).items():
+            assert isinstance(entry, tuple) and len(entry) == 2, f"{name}: (type, options)"
+            kind, options = entry
+            assert isinstance(options, dict) and isinstance(options.get("tooltip"), str) and options["tooltip"].strip(), name
+            if isinstance(kind, list):
+                assert kind and all(isinstance(c, str) for c in kind), name
+                assert options.get("default", kind[0]) in kind, name
+            else:
+                assert isinstance(kind, str) and kind, name
+            if kind in ("INT", "FLOAT"):
+                assert options["min"] <= options["default"] <= options["max"], name
+            names.append(name)
+    assert isinstance(cls.RETURN_TYPES, tuple)
+    if cls.RETURN_TYPES:
+        assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES) == len(cls.OUTPUT_TOOLTIPS)
+    else:
+        assert cls.OUTPUT_NODE is True
+    params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
+    assert list(params)[0] == "self"
+    assert sorted(list(params)[1:]) == sorted(names), "FUNCTION's parameters are exactly the input names"
+    optional = set(spec.get("optional") or {})
+    for name in names:
+        has_default = params[name].default is not inspect.Parameter.empty
+        assert has_default == (name in optional), f"{name}: optional inputs default, required ones do not"
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) execution in graph order
+
+
+class _Video:
+    def __init__(self, path):
+        self.path = Path(path)
+
+
+class CoreStandIns:
+    """The core nodes the workflows use, small enough for tests; what the "save" nodes received is
+    kept in ``saved`` (node id → dict)."""
+
+    def __init__(self, vae_folder: Path, frames: int):
+        self.vae_folder, self.frames, self.saved = vae_folder, frames, {}
+        self._vae = None
+
+    def LoadImage(self, image):
+        rgb = np.asarray(Image.open(MEDIA[image]).convert("RGB"))
+        t = torch.from_numpy(rgb).float()[None] / 255
+        return t, torch.zeros(t.shape[:3])
+
+    def LoadVideo(self, file):
+        return (_Video(MEDIA[file]),)
+
+    def GetVideoComponents(self, video):
+        frames = list(iter_video_frames(video.path, limit=self.frames))
+        info = video_info(video.path)
+        audio = {"source": video.path} if info.has_audio else None
+        return torch.from_numpy(np.stack(frames)).float() / 255, audio, info.fps
+
+    def VAELoader(self, vae_name):
+        from mimaface_core.vae import load_vae
+
+        if self._vae is None:
+            self._vae = load_vae(self.vae_folder)
+        return (self._vae,)
+
+    def VAEDecode(self, samples, vae):
+        # LATENT holds unscaled SD latents and ComfyUI's VAE Decode does not rescale: decode as is
+        with torch.inference_mode():
+            x = vae.decode(samples["samples"].to(vae.dtype)).sample
+        return (((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1),)
+
+    def CreateVideo(self, images, fps, audio=None):
+        return ({"images": images, "fps": fps, "audio": audio},)
+
+    def SaveVideo(self, video, filename_prefix, format, codec, _id=None):
+        self.saved[_id] = {**video, "prefix": filename_prefix}
+        return ()
+
+    def SaveImage(self, images, filename_prefix, _id=None):
+        self.saved[_id] = {"images": images, "prefix": filename_prefix}
+        return ()
+
+
+def run_api(api: dict, core: CoreStandIns, cache: dict | None = None) -> dict[str, tuple]:
+    """Runs an API prompt in execution order: our node classes for real, core nodes as stand-ins.
+    ``cache`` (signature → outputs) skips nodes whose class and inputs did not change, as ComfyUI's
+    cache does between runs."""
+    cache = {} if cache is None else cache
+    results, sigs = {}, {}
+    for nid in wg.execution_order(api):
+        node = api[nid]
+        linked = {k: v for k, v in node["inputs"].items() if isinstance(v, list)}
+        sigs[nid] = json.dumps([node["class_type"], {k: [sigs[v[0]], v[1]] if k in linked else v
+                                                     for k, v in sorted(node["inputs"].items())}])
+        if sigs[nid] in cache:
+            results[nid] = cache[sigs[nid]]
+            continue
+        kwargs = {k: results[v[0]][v[1]] if k in linked else v for k, v in node["inputs"].items()}
+        cls = NODE_CLASS_MAPPINGS.get(node["class_type"])
+        if cls is not None:
+            out = getattr(cls(), cls.FUNCTION)(**kwargs)
+            out = out.get("result", ()) if isinstance(out, dict) else out
+        else:
+            fn = getattr(core, node["class_type"])
+            out = fn(**kwargs, _id=nid) if node["class_type"].startswith("Save") else fn(**kwargs)
+        results[nid] = cache[sigs[nid]] = tuple(out)
+    return results
+
+
+def fast(api: dict) -> dict:
+    for node in api.values():
+        if node["class_type"] == "MIMAFaceICAClipSampler":
+            node["inputs"].update(FAST)
+    return api
+
+
+@pytest.fixture(scope="module")
+def models_dir(animate_root, released_root, tmp_path_factory):
+    """models/ as ComfyUI has it: mimaface/MIMAFace (tiny released layout with a tiny VAE) and tiny
+    SD1.5-layout checkpoints under every name the workflows give base/reference checkpoints."""
+    from mimaface_core.weights.unet import read_pretrained_unet
+    from test_base_merge import _sd15_like, _write_ldm
+
+    models = tmp_path_factory.mktemp("models")
+    (models / "mimaface").mkdir()
+    (models / "mimaface" / "MIMAFace").symlink_to(animate_root, target_is_directory=True)
+    (models / "checkpoints").mkdir()
+    config, _, _ = read_pretrained_unet(released_root / "checkpoints/image/pretrained_unet")
+    names = sorted({v for p in WORKFLOWS for n in _nodes_of(wg.load_workflow(p), "MIMAFaceLoadModel")
+                    for v in wg.widget_values(n, DEFS["MIMAFaceLoadModel"]).values()
+                    if isinstance(v, str) and v.endswith(".safetensors")})
+    assert names == ["my_sd15_checkpoint.safetensors", "v1-5-pruned-emaonly.safetensors"]
+    for seed, name in enumerate(names, 1):
+        _write_ldm(_sd15_like(config, seed), models / "checkpoints" / name, layers_per_block=config["layers_per_block"])
+    return models
+
+
+@pytest.fixture()
+def comfy_env(models_dir, tmp_path, monkeypatch, animate_root):
+    monkeypatch.setenv("MIMAFACE_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("MIMAFACE_OUTPUT_DIR", str(tmp_path / "output"))
+    return CoreStandIns(animate_root / "sd-vae-ft-mse", FRAMES)
+
+
+def _by_title(api: dict, title: str) -> str:
+    return next(k for k, v in api.items() if v["_meta"]["title"] == title)
+
+
+def test_every_file_the_workflows_load_has_real_media():
+    for p in WORKFLOWS:
+        for n in wg.load_workflow(p)["nodes"]:
+            if n["type"] in ("LoadImage", "LoadVideo"):
+                assert n["widgets_values"][0] in MEDIA, f"{p.name}: map {n['widgets_values'][0]} to real media"
+
+
+def test_video_reenactment_runs(comfy_env):
+    api = fast(wg.to_api(_load("mimaface_video_reenactment"), DEFS))
+    results = run_api(api, comfy_env)
+    driver = media_path(WITH_AUDIO)
+    info = video_info(driver)
+    crops = comfy_env.saved[_by_title(api, "Save Video")]
+    pasted = comfy_env.saved[_by_title(api, "Save Video (pasted back)")]
+    assert crops["images"].shape == (FRAMES, 512, 512, 3)
+    assert 0 <= crops["images"].min() and crops["images"].max() <= 1 and crops["images"].std() > 0
+    assert pasted["images"].shape == (FRAMES, info.height, info.width, 3)
+    for video in (crops, pasted):
+        assert video["fps"] == pytest.approx(info.fps) and video["audio"] == {"source": driver}
+    sampler = _by_title(api, "ICA Clip Sampler")
+    assert results[sampler][0]["samples"].shape[0] == FRAMES
+
+
+def test_image_reenactment_runs(comfy_env):
+    api = fast(wg.to_api(_load("mimaface_image_reenactment"), DEFS))
+    run_api(api, comfy_env)
+    (saved,) = comfy_env.saved.values()
+    assert saved["images"].shape == (1, 512, 512, 3) and saved["prefix"] == "MIMAFace/reenacted"
+
+
+def test_custom_base_checkpoint_runs(comfy_env, animate_model):
+    api = fast(wg.to_api(_load("mimaface_custom_base_checkpoint"), DEFS))
+    results = run_api(api, comfy_env)
+    (saved,) = comfy_env.saved.values()
+    assert saved["images"].shape == (FRAMES, 512, 512, 3)
+    merged = results[_by_title(api, "Load MIMAFace Model")][0].model.denoiser.state_dict()
+    released = animate_model.denoiser.state_dict()
+    key = "down_blocks.0.resnets.0.conv1.weight"
+    assert not torch.equal(merged[key], released[key]), "the SD1.5 base was merged in"
+
+
+def test_coefficient_editing_saves_and_reuses_motion(comfy_env, tmp_path):
+    wf = _load("mimaface_coefficient_editing")
+    cache: dict = {}
+    api = fast(wg.to_api(wf, DEFS))
+    first = run_api(api, comfy_env, cache)
+    (saved,) = comfy_env.saved.values()
+    assert saved["images"].shape == (FRAMES, 512, 512, 3)
+    motion_dir = tmp_path / "output" / "mimaface_motion"
+    assert sorted(p.name for p in motion_dir.iterdir()) == ["edited_motion_00001.json", "edited_motion_00001.safetensors"]
+    edit = _by_title(api, "Edit Motion (MIMAFace)")
+    edited = first[edit][0]
+
+    for n in wf["nodes"]:  # part 2, un-muted after the first run, reads the saved motion
+        n["mode"] = wg.MODE_ALWAYS
+    api = fast(wg.to_api(wf, DEFS))
+    comfy_env.saved.clear()
+    second = run_api(api, comfy_env, cache)
+    (reused,) = comfy_env.saved.values()
+    assert reused["images"].shape == (FRAMES, 512, 512, 3) and reused["prefix"] == "MIMAFace/from_saved_motion"
+    load = _by_title(api, "Load Motion (MIMAFace)")
+    torch.testing.assert_close(second[load][0].coeffs, edited.coeffs)
+    assert second[load][1] == FRAMES
+    assert len(list(motion_dir.iterdir())) == 2, "Save Motion did not run again (cached like in ComfyUI)"
