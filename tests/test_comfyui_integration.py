@@ -84,7 +84,7 @@ def _write_inputs(inputs: Path, frames: int = 8) -> None:
     from mimaface_core.video_out import write_video
 
     inputs.mkdir()
-    for f in (PACK / "examples").iterdir():
+    for f in (PACK / "example_media").iterdir():
         if f.suffix in (".jpg", ".png"):
             (inputs / f.name).symlink_to(f)
         elif f.suffix == ".mp4":
