@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 from mimaface_core.animate import appearance_tokens
 from mimaface_core.face.align import align_crop
 from mimaface_core.errors import FaceNotFoundError
-from mimaface_core.identity import identity_input
 from mimaface_core.images import to_rgb_uint8, to_signed_tensor
+from mimaface_core.motion.extract import source_identity
 from mimaface_core.motion.gaze import with_gaze
 
 from .images import frames_of
@@ -52,10 +49,6 @@ class MIAAppearanceEncode:
             if m256 is None:
                 raise FaceNotFoundError("source_crop: no face found on the source crop; connect the crops output of "
                                         "Extract 3DMM Motion run on the source photo.")
-            src512 = to_signed_tensor(crop)
-            param = next(m.identity_encoder.parameters())
-            with torch.inference_mode():
-                identity = m.identity_encoder.deep_features(
-                    identity_input(src512.to(param.device), torch.from_numpy(np.asarray(m256)).float()[None].to(param.device)))
+            identity = source_identity(m.identity_encoder, to_signed_tensor(crop), m256)
             tokens = appearance_tokens(m, crop)
         return (Appearance(tokens.float().cpu(), identity.float().cpu(), blended),)

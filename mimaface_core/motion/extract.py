@@ -61,6 +61,22 @@ class SourceFace:
     identity: torch.Tensor
 
 
+def source_identity(identity_encoder: torch.nn.Module, src512: torch.Tensor, m256) -> torch.Tensor:
+    """CurricularFace deep features of a source crop through the released chain (spec §3).
+
+    Args:
+        src512: (1, 3, 512, 512) float in [-1, 1]. m256: (2, 3) or (1, 2, 3) 512 → 256 matrix
+            (numpy or tensor).
+
+    Returns:
+        (1, 25088) float32 on the encoder's device.
+    """
+    param = next(identity_encoder.parameters())
+    m256 = torch.as_tensor(np.asarray(m256), dtype=torch.float32).reshape(1, 2, 3)
+    with torch.inference_mode():
+        return identity_encoder.deep_features(identity_input(src512.to(param.device), m256.to(param.device))).float()
+
+
 def encode_source(image, detector: FaceDetector, d3dfr: torch.nn.Module, identity_encoder: torch.nn.Module,
                   face: int | str = LARGEST) -> SourceFace:
     """Align the source photo and compute its coefficients and identity feature.
@@ -78,10 +94,7 @@ def encode_source(image, detector: FaceDetector, d3dfr: torch.nn.Module, identit
     src512 = to_signed_tensor(aligned.crop512)
     m256 = torch.from_numpy(aligned.m256).float()[None]
     coeffs = regress_coefficients(d3dfr, src512, m256)
-    param = next(identity_encoder.parameters())
-    with torch.inference_mode():
-        identity = identity_encoder.deep_features(identity_input(src512.to(param.device), m256.to(param.device)))
-    return SourceFace(aligned, src512, coeffs, identity.float())
+    return SourceFace(aligned, src512, coeffs, source_identity(identity_encoder, src512, aligned.m256))
 
 
 def _frame_iter(frames, twice: bool) -> Iterable:
