@@ -35,3 +35,8 @@ class MissingDependencyError(MIMAFaceError, ImportError):
 
 class SamplingCancelled(MIMAFaceError):
     """The user cancelled a running sampler; raised within one denoising step of the request."""
+
+
+class AudioInputError(MIMAFaceError, ValueError):
+    """An audio input cannot be used: missing, corrupt, without an audio stream, undecodable, or
+    shorter than one video frame. The message names the input and says what to do."""

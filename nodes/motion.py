@@ -82,7 +82,7 @@ def _as_is_batch(frames, detector, d3dfr, face, keep):
         _comfy.check_interrupt()
     cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
     return MotionSequence(torch.cat([p.coeffs for p in parts]), cat("m512"), cat("m256"), cat("m256_inv"),
-                          cat("scores"), cat("missing"), parts[0].frame_size, None, {"box_mode": AS_IS})
+                          cat("scores"), cat("missing"), parts[0].frame_size, None, {"box_mode": AS_IS}, "original")
 
 
 class EditMotion:

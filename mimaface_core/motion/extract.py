@@ -53,12 +53,22 @@ class SourceFace:
         image512: (1, 3, 512, 512) float32 [-1, 1] crop (``src512``).
         coeffs: (1, 261) float32 D3DFR coefficients.
         identity: (1, 25088) float32 CurricularFace deep features (§3).
+        frame_size: (width, height) of the photo in pixels.
     """
 
     alignment: Alignment
     image512: torch.Tensor
     coeffs: torch.Tensor
     identity: torch.Tensor
+    frame_size: tuple[int, int] = (512, 512)
+
+    def motion(self, detector: str = "") -> MotionSequence:
+        """The source as a 1-frame motion (its coefficients and crop matrices, on the photo's own
+        pixels), as Extract 3DMM Motion gives for a source photo."""
+        a = self.alignment
+        return MotionSequence(self.coeffs.detach().float().cpu(), a.m512[None], a.m256[None], a.m256_inv[None],
+                              np.array([a.score], np.float32), np.zeros(1, bool), self.frame_size, None,
+                              {"detector": detector, "box_mode": "image", "face": "source"}, "original")
 
 
 def source_identity(identity_encoder: torch.nn.Module, src512: torch.Tensor, m256) -> torch.Tensor:
@@ -94,7 +104,8 @@ def encode_source(image, detector: FaceDetector, d3dfr: torch.nn.Module, identit
     src512 = to_signed_tensor(aligned.crop512)
     m256 = torch.from_numpy(aligned.m256).float()[None]
     coeffs = regress_coefficients(d3dfr, src512, m256)
-    return SourceFace(aligned, src512, coeffs, source_identity(identity_encoder, src512, aligned.m256))
+    return SourceFace(aligned, src512, coeffs, source_identity(identity_encoder, src512, aligned.m256),
+                      (rgb.shape[1], rgb.shape[0]))
 
 
 def _frame_iter(frames, twice: bool) -> Iterable:
@@ -267,4 +278,4 @@ def extract_image_motion(image, detector: FaceDetector, d3dfr: torch.nn.Module, 
     coeffs = regress_coefficients(d3dfr, to_signed_tensor(aligned.crop512), torch.from_numpy(aligned.m256).float()[None])
     return MotionSequence(coeffs.cpu(), aligned.m512[None], aligned.m256[None], aligned.m256_inv[None],
                           np.array([aligned.score], np.float32), np.zeros(1, bool), (rgb.shape[1], rgb.shape[0]),
-                          None, {"detector": detector.name, "box_mode": "image", "face": face})
+                          None, {"detector": detector.name, "box_mode": "image", "face": face}, "original")

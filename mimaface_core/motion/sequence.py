@@ -15,6 +15,7 @@ from ..errors import MIMAFaceError
 from ..morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, ID, NUM_COEFFS, TEX, TRANSLATION
 
 FORMAT = "mimaface-motion"
+M512_FRAMES = ("squashed", "original")
 VERSION = 1
 _LAYOUT = {name: [part.start, part.stop] for name, part in
            (("id", ID), ("exp", EXP), ("tex", TEX), ("angles", ANGLES), ("gamma", GAMMA),
@@ -36,6 +37,9 @@ class MotionSequence:
             squash of it, spec §1.3 step 3).
         fps: frames per second of the driver, or None for still images.
         info: free JSON-serialisable details (detector, box mode, face choice...).
+        m512_frame: what ``m512`` maps from: ``"squashed"`` (the frame squashed to 512x512, the
+            video recipe, spec §1.3 step 3) or ``"original"`` (the frame's own pixels, the photo
+            recipe of §1.3 step 2: source photos, single driving images, audio-driven motion).
     """
 
     coeffs: torch.Tensor
@@ -47,8 +51,11 @@ class MotionSequence:
     frame_size: tuple[int, int] = (512, 512)
     fps: float | None = None
     info: dict = field(default_factory=dict)
+    m512_frame: str = "squashed"
 
     def __post_init__(self):
+        if self.m512_frame not in M512_FRAMES:
+            raise ValueError(f"m512_frame must be one of {M512_FRAMES}, got {self.m512_frame!r}.")
         n = len(self.coeffs)
         if self.coeffs.ndim != 2 or self.coeffs.shape[1] != NUM_COEFFS:
             raise ValueError(f"motion coeffs must be (N, {NUM_COEFFS}), got {tuple(self.coeffs.shape)}.")
@@ -68,8 +75,11 @@ class MotionSequence:
         return int(self.missing.sum())
 
     def frame_to_crop(self) -> np.ndarray:
-        """(N, 2, 3) matrices from ORIGINAL frame pixels to the 512 crop: ``m512`` composed with the
-        bicubic squash to 512x512 (pixel centres: ``x' = (x + 0.5)·512/W − 0.5``)."""
+        """(N, 2, 3) matrices from ORIGINAL frame pixels to the 512 crop: ``m512`` itself when it
+        maps original pixels, else ``m512`` composed with the bicubic squash to 512x512 (pixel
+        centres: ``x' = (x + 0.5)·512/W − 0.5``)."""
+        if self.m512_frame == "original":
+            return np.array(self.m512, np.float64)
         w, h = self.frame_size
         sx, sy = 512 / w, 512 / h
         squash = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
@@ -79,7 +89,7 @@ class MotionSequence:
     def with_coeffs(self, coeffs: torch.Tensor) -> "MotionSequence":
         """A copy with other coefficients (same alignment), e.g. after editing."""
         return MotionSequence(coeffs, self.m512, self.m256, self.m256_inv, self.scores, self.missing,
-                              self.frame_size, self.fps, dict(self.info))
+                              self.frame_size, self.fps, dict(self.info), self.m512_frame)
 
     def save(self, path: str | Path) -> Path:
         """Write ``<path>.safetensors`` (tensors) and ``<path>.json`` (everything else, readable
@@ -95,7 +105,7 @@ class MotionSequence:
             "missing": torch.from_numpy(np.ascontiguousarray(self.missing, np.bool_)),
         }, str(base.with_suffix(".safetensors")), metadata={"format": FORMAT})
         meta = {"format": FORMAT, "version": VERSION, "frames": len(self), "frame_size": list(self.frame_size),
-                "fps": self.fps, "missing_frames": np.flatnonzero(self.missing).tolist(),
+                "fps": self.fps, "m512_frame": self.m512_frame, "missing_frames": np.flatnonzero(self.missing).tolist(),
                 "coefficient_layout": _LAYOUT, "info": self.info}
         base.with_suffix(".json").write_text(json.dumps(meta, indent=1))
         return base.with_suffix(".safetensors")
@@ -120,6 +130,13 @@ class MotionSequence:
         try:
             return MotionSequence(t["coeffs"].float(), t["m512"].numpy(), t["m256"].numpy(), t["m256_inv"].numpy(),
                                   t["scores"].numpy(), t["missing"].numpy().astype(bool),
-                                  tuple(meta["frame_size"]), meta.get("fps"), meta.get("info", {}))
+                                  tuple(meta["frame_size"]), meta.get("fps"), meta.get("info", {}),
+                                  meta.get("m512_frame", _legacy_m512_frame(meta)))
         except (KeyError, ValueError) as exc:
             raise MIMAFaceError(f"{tensors_file.name}: not a valid motion sequence ({exc}).") from exc
+
+
+def _legacy_m512_frame(meta: dict) -> str:
+    """Files written before ``m512_frame`` existed: image motions (box mode "image") were aligned
+    on the photo's own pixels, everything else on the squashed frame."""
+    return "original" if meta.get("info", {}).get("box_mode") == "image" else "squashed"

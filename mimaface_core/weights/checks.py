@@ -25,6 +25,10 @@ CLIP = "a CLIP vision encoder (checkpoints/<stage>/vision_encoder)"
 D3DFR = "the D3DFR regressor (models/D3DFR/netG_epoch_25.pth)"
 IR101 = "the CurricularFace IR-101 (models/ArcFace/CurricularFace_Backbone.pth)"
 VAE = "a VAE"
+SADTALKER_EXP = ("SadTalker's Audio2Exp (audio2exp.* of SadTalker_V0.0.2_256.safetensors, or "
+                 "auido2exp_00300-model.pth)")
+SADTALKER_POSE = ("SadTalker's Audio2Pose (audio2pose.* of SadTalker_V0.0.2_256.safetensors, or "
+                  "auido2pose_00140-model.pth)")
 
 # (component name, predicate on the key set): first match wins. Keys are taken after stripping a
 # leading "module." and "vision_model.".
@@ -38,6 +42,8 @@ _SIGNATURES: list[tuple[str, object]] = [
     (D3DFR, lambda ks: any(k.startswith("fianl_layers.") for k in ks)),
     (IR101, lambda ks: "input_layer.0.weight" in ks),
     (VAE, lambda ks: "encoder.conv_in.weight" in ks or "first_stage_model.encoder.conv_in.weight" in ks),
+    (SADTALKER_EXP, lambda ks: "mapping1.weight" in ks and any(k.startswith("audio_encoder.0.") for k in ks)),
+    (SADTALKER_POSE, lambda ks: any(k.startswith("netG.decoder.") for k in ks)),
 ]
 
 

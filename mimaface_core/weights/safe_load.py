@@ -21,20 +21,19 @@ from ..errors import MissingWeightFileError, UnsafeWeightFileError, WeightFileEr
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
 
-def read_state_dict(path: str | Path, what: str = "weight file") -> dict[str, torch.Tensor]:
-    """Read a flat ``{key: tensor}`` dict from a weight file, on the CPU, dtypes as stored.
+def read_checkpoint(path: str | Path, what: str = "weight file"):
+    """Read a weight file as stored, without running code: a safetensors file gives its flat
+    ``{key: tensor}`` dict, a PyTorch pickle whatever ``torch.load(weights_only=True)`` rebuilds
+    (tensors inside dicts, lists, numbers and strings; e.g. ``{"model": {...}, "epoch": 300}``).
 
     Args:
         path: a ``.safetensors`` file or a PyTorch pickle (``.pth``/``.pt``/``.bin``/``.ckpt``).
-        what: what the file is, for error messages (e.g. ``"MIM weights (mim.pth)"``).
-
-    Returns:
-        The state dict. A pickle holding ``{"state_dict": {...}}`` is unwrapped.
+        what: what the file is, for error messages.
 
     Raises:
         MissingWeightFileError: the file does not exist.
         UnsafeWeightFileError: the pickle holds objects other than tensors (it would run code).
-        WeightFileError: the file is truncated, corrupt, of an unknown type, or holds no tensors.
+        WeightFileError: the file is truncated, corrupt or of an unknown type.
     """
     path = Path(path)
     if not path.is_file():
@@ -42,15 +41,15 @@ def read_state_dict(path: str | Path, what: str = "weight file") -> dict[str, to
     suffix = path.suffix.lower()
     if suffix == ".safetensors" or (suffix in PICKLE_SUFFIXES and _looks_like_safetensors(path)):
         try:
-            state = load_file(str(path), device="cpu")
+            return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
             raise WeightFileError(
                 f"Could not read {what} {path}: {exc}. The file is probably truncated or corrupt: "
                 "download it again."
             ) from exc
-    elif suffix in PICKLE_SUFFIXES:
+    if suffix in PICKLE_SUFFIXES:
         try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            return torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
             # weights_only refuses a pickle either because it names a global (a class or a function
             # it would call: unsafe) or because the bytes are no pickle at all (corrupt).
@@ -69,13 +68,18 @@ def read_state_dict(path: str | Path, what: str = "weight file") -> dict[str, to
                 f"Could not read {what} {path}: {exc}. The file is probably truncated or corrupt: "
                 "download it again."
             ) from exc
-    else:
-        raise WeightFileError(
-            f"{what} {path} has an unknown file type '{suffix}': expected .safetensors or one of "
-            f"{', '.join(PICKLE_SUFFIXES)}."
-        )
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
+    raise WeightFileError(
+        f"{what} {path} has an unknown file type '{suffix}': expected .safetensors or one of "
+        f"{', '.join(PICKLE_SUFFIXES)}."
+    )
+
+
+def flat_tensors(state, path: str | Path, what: str = "weight file") -> dict[str, torch.Tensor]:
+    """Check that ``state`` is a non-empty flat ``{key: tensor}`` dict and return it.
+
+    Raises:
+        WeightFileError: naming ``what`` and ``path`` otherwise.
+    """
     if not isinstance(state, dict) or not state:
         raise WeightFileError(f"{what} {path} holds no tensors.")
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
@@ -85,6 +89,27 @@ def read_state_dict(path: str | Path, what: str = "weight file") -> dict[str, to
             f"{type(state[bad[0]]).__name__})."
         )
     return state
+
+
+def read_state_dict(path: str | Path, what: str = "weight file") -> dict[str, torch.Tensor]:
+    """Read a flat ``{key: tensor}`` dict from a weight file, on the CPU, dtypes as stored.
+
+    Args:
+        path: a ``.safetensors`` file or a PyTorch pickle (``.pth``/``.pt``/``.bin``/``.ckpt``).
+        what: what the file is, for error messages (e.g. ``"MIM weights (mim.pth)"``).
+
+    Returns:
+        The state dict. A pickle holding ``{"state_dict": {...}}`` is unwrapped.
+
+    Raises:
+        MissingWeightFileError: the file does not exist.
+        UnsafeWeightFileError: the pickle holds objects other than tensors (it would run code).
+        WeightFileError: the file is truncated, corrupt, of an unknown type, or holds no tensors.
+    """
+    state = read_checkpoint(path, what)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    return flat_tensors(state, path, what)
 
 
 def _looks_like_safetensors(path: Path) -> bool:
