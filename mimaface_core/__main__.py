@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from .errors import MIMAFaceError
@@ -14,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("convert", help="rewrite a released snapshot as safetensors (no pickles left)")
     conv.add_argument("src", help="released MIMAFace snapshot folder")
     conv.add_argument("dst", help="output folder (same layout, .safetensors instead of .pth)")
-    down = sub.add_parser("download", help="download the released weights, sd-vae-ft-mse and the SD1.5 scheduler config")
+    down = sub.add_parser("download", help="download the released weights, sd-vae-ft-mse, the SD1.5 scheduler config "
+                          "and SadTalker's audio weights")
     down.add_argument("dest", help="destination folder, e.g. ComfyUI/models/mimaface/MIMAFace")
     from .cli_animate import add_parser
 
@@ -24,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "convert":
             from .weights.convert import convert_snapshot

@@ -19,7 +19,7 @@ from .face.detection import FaceDetector
 from .face.detectors import make_detector
 from .mia import clip_context
 from .morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, TEX, TRANSLATION
-from .motion.extract import encode_source, extract_image_motion, extract_motion
+from .motion.extract import SourceFace, encode_source, extract_image_motion, extract_motion
 from .motion.gaze import adjust_gaze, with_gaze
 from .motion.render import render_motion
 from .motion.retarget import retarget
@@ -127,7 +127,8 @@ def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOp
 
     Args:
         model: from ``load_mimaface`` (video mode for several frames, image mode for one) with a VAE.
-        source_image: the portrait (PIL, (H, W, C) uint8 or [0, 1] float array).
+        source_image: the portrait (PIL, (H, W, C) uint8 or [0, 1] float array), or a
+            ``SourceFace`` already encoded with ``encode_source``.
         driving: one driving image, or the driving frames (an iterable, a sequence, or a function
             returning a fresh iterator), or a :class:`MotionSequence`.
         options: see :class:`AnimateOptions`.
@@ -145,7 +146,8 @@ def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOp
     """
     vae = model.require_vae()
     detector = make_detector(options.detector, device=model.device, models_dir=options.models_dir)
-    source = encode_source(source_image, detector, model.d3dfr, model.identity_encoder, options.face)
+    source = source_image if isinstance(source_image, SourceFace) else \
+        encode_source(source_image, detector, model.d3dfr, model.identity_encoder, options.face)
     motion = _driving_motion(driving, model, detector, options, fps, on_frame)
     blended = retarget(source.coeffs.cpu(), motion.coeffs, options.pose, options.expression_scale, options.smoothing)
     if options.gaze:

@@ -1,37 +1,48 @@
-"""``python -m mimaface_core animate``: a portrait and a driving video or image in, an mp4 out."""
+"""``python -m mimaface_core animate``: a portrait and a driving video, image or sound file in, an
+mp4 (or png) out."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from .errors import MIMAFaceError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+MOTION_SUFFIXES = {".safetensors", ".json"}
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
     """Register the ``animate`` subcommand on an argparse subparsers object."""
+    from .audio.weights import COMBINED_FILE, SNAPSHOT_SUBFOLDER
     from .sampling.clips import CLIP_LENGTH, OVERLAP
     from .schedulers import SCHEDULER_NAMES
 
-    p = sub.add_parser("animate", help="animate a portrait with a driving video or image",
+    p = sub.add_parser("animate", help="animate a portrait with a driving video, image or sound file",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--source", required=True, type=Path, help="the portrait to animate (any size)")
-    p.add_argument("--driving", required=True, type=Path, help="driving video, or one driving image")
+    drive = p.add_mutually_exclusive_group(required=True)
+    drive.add_argument("--driving", type=Path, help="driving video, or one driving image")
+    drive.add_argument("--audio", type=Path, help="speech to lip-sync (wav, mp3, m4a, flac, ogg, or a video's sound): "
+                       "SadTalker's audio networks turn it into motion at 25 fps")
     p.add_argument("--weights", required=True, type=Path, help="the released MIMAFace folder (with sd-vae-ft-mse)")
     p.add_argument("--out", required=True, type=Path, help="output .mp4 (or .png/.jpg for a driving image)")
     p.add_argument("--stride", type=int, default=1, help="keep every N-th driving frame (the released demo uses 2)")
-    p.add_argument("--limit", type=int, default=None, help="use at most N driving frames (after the stride; the demo uses 42)")
+    p.add_argument("--limit", type=int, default=None, help="use at most N driving frames (after the stride; the demo "
+                   "uses 42); with --audio, at most N frames of 40 ms")
     p.add_argument("--steps", type=int, default=25, help="denoising steps per clip")
     p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
     p.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="euler")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise, and with --audio of the blinks "
+                   "and the head motion")
     p.add_argument("--noise", choices=("same", "fresh"), default="same", help="same noise for every clip (released) or fresh per clip")
     p.add_argument("--clip-length", type=int, default=CLIP_LENGTH, help="frames per clip (at most 32)")
     p.add_argument("--overlap", type=int, default=OVERLAP, help="frames carried between clips (ICA)")
     p.add_argument("--pose", choices=("absolute", "relative"), default="absolute")
-    p.add_argument("--expression-scale", type=float, default=1.0)
+    p.add_argument("--expression-scale", type=float, default=1.0, help="factor on the driver's expression; with "
+                   "--audio on the speech's change from the source's expression")
     p.add_argument("--smoothing", type=int, default=0, help="Savitzky-Golay window on the driver's motion (frames)")
     p.add_argument("--box-mode", choices=("first_frame", "tracked"), default="first_frame")
     p.add_argument("--detector", choices=("mtcnn", "mediapipe"), default="mtcnn")
@@ -39,6 +50,19 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cuda, cpu, mps... (default: cuda when available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="diffusion dtype (default: float16 on cuda, else float32)")
+    a = p.add_argument_group("audio driving (with --audio)")
+    a.add_argument("--audio-weights", type=Path, default=None,
+                   help=f"SadTalker's {COMBINED_FILE} (or the auido2exp/auido2pose .pth pair, or their folder); "
+                   f"default <weights>/{SNAPSHOT_SUBFOLDER}/{COMBINED_FILE}")
+    a.add_argument("--pose-style", type=int, default=0, help="head-motion style of SadTalker's pose network, 0..45")
+    a.add_argument("--still", action="store_true", help="keep the source's head pose (no head motion from the audio)")
+    a.add_argument("--ref-pose", type=Path, default=None, help="a video or a saved motion whose head motion (relative "
+                   "to its first frame) is added: to the audio's head motion, or with --still to the source's pose")
+    a.add_argument("--blink", choices=("random", "none", "reference"), default="random",
+                   help="random: SadTalker's random blinks (from --seed); none; reference: the eyes of --ref-blink "
+                   "(or of --ref-pose)")
+    a.add_argument("--ref-blink", type=Path, default=None, help="a video or a saved motion whose eyes (expression) "
+                   "are used; implies --blink reference")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -47,27 +71,23 @@ def run(args: argparse.Namespace) -> None:
     Raises:
         MIMAFaceError / ValueError: bad inputs, missing weights, no face (messages name the input).
     """
+    if args.audio is not None:
+        return _run_audio(args)
     import torch
     from PIL import Image
-    from tqdm import tqdm
 
-    from .animate import AnimateOptions, iter_animate, to_uint8
+    from .animate import iter_animate
     from .media import iter_video_frames, video_info
-    from .sampling import SamplingOptions
     from .video_out import write_video
     from .weights.loader import load_mimaface
 
     for name in ("source", "driving"):
         if not getattr(args, name).is_file():
             raise MIMAFaceError(f"--{name}: file not found: {getattr(args, name)}")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if device.startswith("cuda") else torch.float32)
+    device, dtype = _device_dtype(args, torch)
     still = args.driving.suffix.lower() in IMAGE_SUFFIXES
     model = load_mimaface(args.weights, mode="image" if still else "video", device=device, dtype=dtype)
-    options = AnimateOptions(
-        SamplingOptions(args.steps, args.guidance, args.scheduler, args.seed, args.noise, args.clip_length, args.overlap),
-        args.pose, args.expression_scale, args.smoothing, box_mode=args.box_mode, detector=args.detector,
-        models_dir=args.mediapipe_models)
+    options = _animate_options(args)
     source = Image.open(args.source)
     if still:
         driving, fps = Image.open(args.driving), 1.0
@@ -78,19 +98,13 @@ def run(args: argparse.Namespace) -> None:
         def driving():
             return iter_video_frames(args.driving, args.stride, args.limit)
 
-    bars = {}
+    with _Bars() as bars:
+        def frames():
+            from .animate import to_uint8
 
-    def on_frame(done, total):
-        bars.setdefault("motion", tqdm(total=total, desc="motion", unit="frame")).update(1)
+            for chunk in iter_animate(model, source, driving, options, fps=fps, on_step=bars.step, on_frame=bars.frame):
+                yield from to_uint8(chunk)
 
-    def on_step(done, total):
-        bars.setdefault("sample", tqdm(total=total, desc="sampling", unit="step")).update(1)
-
-    def frames():
-        for chunk in iter_animate(model, source, driving, options, fps=fps, on_step=on_step, on_frame=on_frame):
-            yield from to_uint8(chunk)
-
-    try:
         if args.out.suffix.lower() in IMAGE_SUFFIXES:
             if not still:
                 raise MIMAFaceError(f"--out {args.out.name}: a driving video needs a video file (.mp4).")
@@ -99,7 +113,157 @@ def run(args: argparse.Namespace) -> None:
             written = 1
         else:
             written = write_video(args.out, frames(), fps, audio_from=None if still else args.driving)
-    finally:
-        for bar in bars.values():
-            bar.close()
     print(f"wrote {written} frame(s) to {args.out}")
+
+
+def _device_dtype(args, torch):
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if device.startswith("cuda") else torch.float32)
+    return device, dtype
+
+
+def _animate_options(args, expression_scale: float | None = None):
+    from .animate import AnimateOptions
+    from .sampling import SamplingOptions
+
+    return AnimateOptions(
+        SamplingOptions(args.steps, args.guidance, args.scheduler, args.seed, args.noise, args.clip_length, args.overlap),
+        args.pose, args.expression_scale if expression_scale is None else expression_scale, args.smoothing,
+        box_mode=args.box_mode, detector=args.detector, models_dir=args.mediapipe_models)
+
+
+class _Bars:
+    """tqdm bars for motion extraction, audio networks and sampling, closed on exit."""
+
+    def __init__(self):
+        self.bars = {}
+
+    def _bar(self, key, total, desc, unit):
+        from tqdm import tqdm
+
+        if key not in self.bars:
+            self.bars[key] = tqdm(total=total, desc=desc, unit=unit)
+        return self.bars[key]
+
+    def frame(self, done, total):
+        self._bar("motion", total, "motion", "frame").update(1)
+
+    def step(self, done, total):
+        self._bar("sample", total, "sampling", "step").update(1)
+
+    def audio(self, done, total):
+        bar = self._bar("audio", total, "audio to motion", "step")
+        bar.update(done - bar.n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _audio_motion_options(args):
+    from .audio.motion import AudioMotionOptions
+
+    if args.stride != 1:
+        raise MIMAFaceError("--stride applies to driving videos; with --audio the output has 25 frames per second "
+                            "(use --limit to make fewer frames).")
+    if args.blink == "reference" or args.ref_blink is not None:
+        blink = "reference"
+    else:
+        blink = args.blink
+    if blink == "reference" and args.ref_blink is None and args.ref_pose is None:
+        raise MIMAFaceError("--blink reference needs --ref-blink (or --ref-pose): a video or a saved motion whose "
+                            "eyes to copy.")
+    pose = ("reference_only" if args.still else "reference") if args.ref_pose is not None else \
+        ("still" if args.still else "audio")
+    options = AudioMotionOptions(pose, args.pose_style, blink, args.seed, args.expression_scale, args.limit)
+    try:
+        options.check(has_reference=True)
+    except ValueError as exc:
+        raise MIMAFaceError(f"--pose-style / --limit: {exc}") from exc
+    return options
+
+
+def _check_reference(path: Path | None, flag: str) -> None:
+    if path is None:
+        return
+    if not path.is_file():
+        raise MIMAFaceError(f"{flag}: file not found: {path}")
+    if path.suffix.lower() in MOTION_SUFFIXES:
+        from .motion.sequence import MotionSequence
+
+        MotionSequence.load(path)
+    else:
+        from .media import video_info
+
+        video_info(path)
+
+
+def _load_reference(path: Path | None, detector, model, bars):
+    """A reference motion from a saved motion file or a video (extracted with the released recipe)."""
+    if path is None:
+        return None
+    from .motion.sequence import MotionSequence
+
+    if path.suffix.lower() in MOTION_SUFFIXES:
+        return MotionSequence.load(path)
+    from .media import iter_video_frames, video_info
+    from .motion.extract import extract_motion
+
+    return extract_motion(lambda: iter_video_frames(path), detector, model.d3dfr, fps=video_info(path).fps,
+                          progress=bars.frame)
+
+
+def _run_audio(args: argparse.Namespace) -> None:
+    """``animate --audio``: speech → SadTalker motion in the source's crop frame → MIMAFace, 25 fps."""
+    import torch
+    from PIL import Image
+
+    from .animate import iter_animate, to_uint8
+    from .audio import FPS, find_audio_weights, load_audio, load_audio_networks, probe_audio
+    from .audio.motion import audio_motion
+    from .audio.weights import COMBINED_FILE, SNAPSHOT_SUBFOLDER
+    from .face.detectors import make_detector
+    from .motion.extract import encode_source
+    from .video_out import write_video
+    from .weights.loader import load_mimaface
+
+    # Everything that can be checked without a model, first.
+    if not args.source.is_file():
+        raise MIMAFaceError(f"--source: file not found: {args.source}")
+    if args.out.suffix.lower() != ".mp4":
+        raise MIMAFaceError(f"--out {args.out.name}: audio driving writes a video; name an .mp4 file.")
+    options = _audio_motion_options(args)
+    probe_audio(args.audio, "--audio")
+    weights_path = args.audio_weights or args.weights / SNAPSHOT_SUBFOLDER / COMBINED_FILE
+    try:
+        find_audio_weights(weights_path)
+    except MIMAFaceError as exc:
+        raise MIMAFaceError(f"--audio-weights: {exc}") from exc
+    _check_reference(args.ref_pose, "--ref-pose")
+    _check_reference(args.ref_blink, "--ref-blink")
+    speech = load_audio(args.audio, max_frames=args.limit, what="--audio")
+    log.info("audio: %s, %.2f s at %d Hz (%d channel(s)) → %d frames at %d fps", speech.name, speech.duration,
+             speech.source_rate, speech.channels, min(speech.num_frames, args.limit or speech.num_frames), FPS)
+
+    device, dtype = _device_dtype(args, torch)
+    nets = load_audio_networks(weights_path, device=device)
+    model = load_mimaface(args.weights, mode="video", device=device, dtype=dtype)
+    detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
+    source = encode_source(Image.open(args.source), detector, model.d3dfr, model.identity_encoder)
+    with _Bars() as bars:
+        pose_ref = _load_reference(args.ref_pose, detector, model, bars)
+        blink_ref = pose_ref if args.ref_blink in (None, args.ref_pose) else \
+            _load_reference(args.ref_blink, detector, model, bars)
+        motion = audio_motion(source.motion(detector.name), speech, nets, options, pose_ref,
+                              blink_reference=blink_ref, progress=bars.audio)
+        options_mia = _animate_options(args, expression_scale=1.0)
+
+        def frames():
+            for chunk in iter_animate(model, source, motion, options_mia, fps=float(FPS), on_step=bars.step):
+                yield from to_uint8(chunk)
+
+        written = write_video(args.out, frames(), float(FPS), audio_from=args.audio)
+    print(f"wrote {written} frame(s) at {FPS} fps to {args.out}")

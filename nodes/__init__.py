@@ -5,6 +5,7 @@ Node ids start with "MIMAFace" and are never renamed once released (saved workfl
 
 from . import _comfy
 from .appearance import MIAAppearanceEncode
+from .audio import AudioToMotion
 from .composite import PasteBack
 from .gaze import GazeEmbed
 from .loaders import LoadMIMAFaceModel
@@ -26,6 +27,7 @@ _NODES = {
     "MIMAFaceEditMotion": (EditMotion, "Edit Motion (MIMAFace)"),
     "MIMAFaceSaveMotion": (SaveMotion, "Save Motion (MIMAFace)"),
     "MIMAFaceLoadMotion": (LoadMotion, "Load Motion (MIMAFace)"),
+    "MIMAFaceAudioToMotion": (AudioToMotion, "Audio to 3DMM Motion (MIMAFace)"),
 }
 NODE_CLASS_MAPPINGS: dict[str, type] = {k: v[0] for k, v in _NODES.items()}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {k: v[1] for k, v in _NODES.items()}

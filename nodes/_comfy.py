@@ -13,6 +13,10 @@ from pathlib import Path
 import torch
 
 MODEL_FOLDER = "mimaface"
+SADTALKER_FOLDER = "sadtalker"
+#: Prefix of audio-weight choices that live in a MIMAFace snapshot (``<snapshot>/sadtalker/``).
+SNAPSHOT_CHOICE = "mimaface/"
+_WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 MEDIAPIPE_FOLDER = "mediapipe"
 MOTION_SUBFOLDER = "mimaface_motion"
 _PACK_DIR = Path(__file__).resolve().parents[1]
@@ -50,6 +54,7 @@ def register_model_folders() -> None:
     fp = _folder_paths()
     if fp is not None:
         fp.add_model_folder_path(MODEL_FOLDER, str(Path(fp.models_dir) / MODEL_FOLDER), is_default=True)
+        fp.add_model_folder_path(SADTALKER_FOLDER, str(Path(fp.models_dir) / SADTALKER_FOLDER), is_default=True)
 
 
 def _model_roots() -> list[Path]:
@@ -79,6 +84,58 @@ def weight_folder(name: str) -> Path:
             return root / name
     raise FileNotFoundError(f"MIMAFace weights folder '{name}' not found in {', '.join(map(str, _model_roots()))}. "
                             "Put the released snapshot there (python -m mimaface_core download <folder>).")
+
+
+def _sadtalker_roots() -> list[Path]:
+    fp = _folder_paths()
+    if fp is not None and SADTALKER_FOLDER in fp.folder_names_and_paths:
+        return [Path(p) for p in fp.get_folder_paths(SADTALKER_FOLDER)]
+    return [models_dir() / SADTALKER_FOLDER]
+
+
+def _audio_files_in(folder: Path) -> list[str]:
+    """SadTalker files of a folder: combined .safetensors files, and the audio2exp half of each
+    older .pth pair (its audio2pose partner is found beside it)."""
+    if not folder.is_dir():
+        return []
+    names = []
+    for p in sorted(folder.iterdir()):
+        low = p.name.lower()
+        if not p.is_file() or not low.endswith(_WEIGHT_SUFFIXES):
+            continue
+        if low.endswith(".safetensors") or low.startswith(("auido2exp", "audio2exp")):
+            names.append(p.name)
+    return names
+
+
+def audio_weight_choices() -> list[str]:
+    """The audio-weight combo: files in ``models/sadtalker`` (extra_model_paths.yaml entries named
+    ``sadtalker`` add places), then ``mimaface/<snapshot>/sadtalker/<file>`` of every snapshot."""
+    choices = []
+    for root in _sadtalker_roots():
+        choices += [c for c in _audio_files_in(root) if c not in choices]
+    for name in weight_folders():
+        choices += [f"{SNAPSHOT_CHOICE}{name}/{SADTALKER_FOLDER}/{f}" for f in _audio_files_in(weight_folder(name) / SADTALKER_FOLDER)]
+    return choices
+
+
+def audio_weight_path(choice: str) -> Path:
+    """The file behind an :func:`audio_weight_choices` entry.
+
+    Raises:
+        FileNotFoundError: naming the entry and the folders searched.
+    """
+    if choice.startswith(SNAPSHOT_CHOICE):
+        snapshot, _, file = choice[len(SNAPSHOT_CHOICE):].partition(f"/{SADTALKER_FOLDER}/")
+        path = weight_folder(snapshot) / SADTALKER_FOLDER / file
+        if path.is_file():
+            return path
+    else:
+        for root in _sadtalker_roots():
+            if (root / choice).is_file():
+                return root / choice
+    raise FileNotFoundError(f"SadTalker audio weights '{choice}' not found; put SadTalker_V0.0.2_256.safetensors in "
+                            f"{', '.join(map(str, _sadtalker_roots()))} (or <MIMAFace folder>/{SADTALKER_FOLDER}/).")
 
 
 def list_files(kind: str) -> list[str]:

@@ -31,12 +31,15 @@ class PasteBack:
                        "Where the crop was pasted (feathered), per frame.")
     FUNCTION = "paste"
     DESCRIPTION = ("Warps each generated crop back with the inverse of its crop matrix (the 512 box crop of the "
-                   "squashed frame) and blends it into the original frame.")
+                   "squashed frame, or of the photo itself for source photos and audio-driven motion) and blends it "
+                   "into the original frame.")
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "driving_frames": ("IMAGE", {"tooltip": "The original driving frames (the images given to Extract 3DMM Motion)."}),
+            "driving_frames": ("IMAGE", {"tooltip": "The original frames the motion's crops come from (the images given "
+                               "to Extract 3DMM Motion); one image (the source photo, for audio or image driving) is "
+                               "used for every generated frame."}),
             "generated": ("IMAGE", {"tooltip": "The decoded animation: 512x512, one per driving frame."}),
             "driving_motion": (MOTION, {"tooltip": "The driving motion: its crop matrices say where each crop came from."}),
             "feather": ("INT", {"default": 24, "min": 0, "max": 256, "tooltip": "Width in crop pixels of the soft "
@@ -45,6 +48,8 @@ class PasteBack:
 
     def paste(self, driving_frames, generated, driving_motion, feather):
         n = len(generated)
+        if len(driving_frames) == 1 and n > 1:
+            driving_frames = driving_frames.expand(n, -1, -1, -1)
         if len(driving_frames) != n or len(driving_motion) != n:
             raise ValueError(f"Paste Back needs as many driving frames ({len(driving_frames)}), generated frames ({n}) "
                              f"and motion frames ({len(driving_motion)}).")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
+import audio_fixture
 import official_tiny
 
 
@@ -64,3 +67,35 @@ def animate_model(animate_root):
     from mimaface_core import load_mimaface
 
     return load_mimaface(animate_root, mode="video")
+
+
+@pytest.fixture(scope="session")
+def sadtalker_files(tmp_path_factory):
+    """SadTalker's audio weights in both official forms (the combined safetensors with decoy keys,
+    and the older .pth pair), regenerated from the audio2coeff recipe (fingerprints checked):
+    {path in the fixture's layout.json: written file}."""
+    return audio_fixture.write_official_layout(tmp_path_factory.mktemp("sadtalker"))
+
+
+@pytest.fixture(scope="session")
+def sadtalker_combined(sadtalker_files):
+    """The combined ``SadTalker_V0.0.2_256.safetensors``-form file."""
+    return audio_fixture.files_of(sadtalker_files, "safetensors_prefixed")[0]
+
+
+@pytest.fixture(scope="session")
+def audio_nets(sadtalker_combined):
+    from mimaface_core.audio import load_audio_networks
+
+    return load_audio_networks(sadtalker_combined)
+
+
+@pytest.fixture(scope="session")
+def audio_root(animate_root, sadtalker_combined, tmp_path_factory):
+    """The animate layout plus ``sadtalker/SadTalker_V0.0.2_256.safetensors`` (the CLI's default)."""
+    from mimaface_core.audio.weights import COMBINED_FILE, SNAPSHOT_SUBFOLDER
+
+    root = official_tiny.clone_layout(animate_root, tmp_path_factory.mktemp("audio_root"))
+    (root / SNAPSHOT_SUBFOLDER).mkdir()
+    os.symlink(sadtalker_combined, root / SNAPSHOT_SUBFOLDER / COMBINED_FILE)
+    return root

@@ -47,12 +47,6 @@ def _params() -> MelParams:
                      hp["fmax"], hp["preemphasis"], hp["min_level_db"], hp["ref_level_db"], hp["max_abs_value"])
 
 
-@pytest.fixture(scope="session")
-def sadtalker_files(tmp_path_factory):
-    """Both official forms, regenerated from the recipe (fingerprints checked)."""
-    return fx.write_official_layout(tmp_path_factory.mktemp("sadtalker"))
-
-
 @pytest.fixture(scope="session", params=["safetensors_prefixed", "torch_cpk"])
 def nets(request, sadtalker_files):
     files = fx.files_of(sadtalker_files, request.param)

@@ -64,8 +64,9 @@ def test_workflow_validates(path):
 
 
 def test_workflow_folder_uses_only_core_nodes_and_ours():
-    assert [p.stem for p in WORKFLOWS] == ["mimaface_coefficient_editing", "mimaface_custom_base_checkpoint",
-                                           "mimaface_image_reenactment", "mimaface_video_reenactment"]
+    assert [p.stem for p in WORKFLOWS] == ["mimaface_audio_driven", "mimaface_coefficient_editing",
+                                           "mimaface_custom_base_checkpoint", "mimaface_image_reenactment",
+                                           "mimaface_video_reenactment"]
     used = {n["type"] for p in WORKFLOWS for n in wg.load_workflow(p)["nodes"]}
     ours = {t for t in used if t in NODE_CLASS_MAPPINGS}
     frontend_only = {t for t in used if t in wg.FRONTEND_ONLY}
@@ -277,6 +278,16 @@ class CoreStandIns:
     def LoadVideo(self, file):
         return (_Video(MEDIA[file]),)
 
+    def LoadAudio(self, audio, audioUI=None):
+        import av
+
+        with av.open(str(MEDIA[audio])) as c:
+            stream = c.streams.audio[0]
+            rate = stream.codec_context.sample_rate
+            to_float = av.AudioResampler(format="fltp")
+            parts = [f.to_ndarray() for frame in c.decode(stream) for f in to_float.resample(frame)]
+        return ({"waveform": torch.from_numpy(np.concatenate(parts, 1))[None], "sample_rate": rate},)
+
     def GetVideoComponents(self, video):
         frames = list(iter_video_frames(video.path, limit=self.frames))
         info = video_info(video.path)
@@ -338,13 +349,16 @@ def fast(api: dict) -> dict:
     for node in api.values():
         if node["class_type"] == "MIMAFaceICAClipSampler":
             node["inputs"].update(FAST)
+        if node["class_type"] == "MIMAFaceAudioToMotion":
+            node["inputs"]["frame_limit"] = FRAMES
     return api
 
 
 @pytest.fixture(scope="module")
-def models_dir(animate_root, released_root, tmp_path_factory):
-    """models/ as ComfyUI has it: mimaface/MIMAFace (tiny released layout with a tiny VAE) and tiny
-    SD1.5-layout checkpoints under every name the workflows give base/reference checkpoints."""
+def models_dir(animate_root, released_root, sadtalker_combined, tmp_path_factory):
+    """models/ as ComfyUI has it: mimaface/MIMAFace (tiny released layout with a tiny VAE), tiny
+    SD1.5-layout checkpoints under every name the workflows give base/reference checkpoints, and
+    SadTalker's audio weights (recipe weights) in models/sadtalker under the name the workflows use."""
     from mimaface_core.weights.unet import read_pretrained_unet
     from test_base_merge import _sd15_like, _write_ldm
 
@@ -359,6 +373,11 @@ def models_dir(animate_root, released_root, tmp_path_factory):
     assert names == ["my_sd15_checkpoint.safetensors", "v1-5-pruned-emaonly.safetensors"]
     for seed, name in enumerate(names, 1):
         _write_ldm(_sd15_like(config, seed), models / "checkpoints" / name, layers_per_block=config["layers_per_block"])
+    (models / "sadtalker").mkdir()
+    audio_files = {wg.widget_values(n, DEFS["MIMAFaceAudioToMotion"])["audio_weights"] for p in WORKFLOWS
+                   for n in _nodes_of(wg.load_workflow(p), "MIMAFaceAudioToMotion")}
+    for name in audio_files:
+        (models / "sadtalker" / name).symlink_to(sadtalker_combined)
     return models
 
 
@@ -376,7 +395,7 @@ def _by_title(api: dict, title: str) -> str:
 def test_every_file_the_workflows_load_has_real_media():
     for p in WORKFLOWS:
         for n in wg.load_workflow(p)["nodes"]:
-            if n["type"] in ("LoadImage", "LoadVideo"):
+            if n["type"] in ("LoadImage", "LoadVideo", "LoadAudio"):
                 assert n["widgets_values"][0] in MEDIA, f"{p.name}: map {n['widgets_values'][0]} to real media"
 
 
@@ -437,3 +456,26 @@ def test_coefficient_editing_saves_and_reuses_motion(comfy_env, tmp_path):
     torch.testing.assert_close(second[load][0].coeffs, edited.coeffs)
     assert second[load][1] == FRAMES
     assert len(list(motion_dir.iterdir())) == 2, "Save Motion did not run again (cached like in ComfyUI)"
+
+
+def test_audio_driven_runs(comfy_env):
+    from nodes import _comfy
+
+    api = fast(wg.to_api(_load("mimaface_audio_driven"), DEFS))
+    assert _comfy.audio_weight_choices()[0] == "SadTalker_V0.0.2_256.safetensors"
+    assert "mimaface/MIMAFace/sadtalker/SadTalker_V0.0.2_256.safetensors" not in _comfy.audio_weight_choices()
+    results = run_api(api, comfy_env)
+    audio_node = _by_title(api, "Audio to 3DMM Motion (MIMAFace)")
+    motion, count, fps = results[audio_node]
+    assert len(motion) == count == FRAMES and fps == 25.0 and motion.fps == 25.0
+    load_audio = results[_by_title(api, "Load Audio (speech)")][0]
+    source = Image.open(MEDIA["portrait_eileen_collins.jpg"])
+    crops = comfy_env.saved[_by_title(api, "Save Video")]
+    pasted = comfy_env.saved[_by_title(api, "Save Video (pasted back)")]
+    assert crops["images"].shape == (FRAMES, 512, 512, 3) and crops["images"].std() > 0
+    assert pasted["images"].shape == (FRAMES, source.height, source.width, 3)
+    for video in (crops, pasted):
+        assert video["fps"] == 25.0 and video["audio"] is load_audio
+    # the source photo outside the pasted crop is untouched
+    photo = torch.from_numpy(np.asarray(source.convert("RGB"))).float() / 255
+    assert torch.allclose(pasted["images"][0, :4, :4], photo[:4, :4], atol=1e-6)

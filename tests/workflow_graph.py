@@ -15,8 +15,9 @@ one value per widget input in INPUT_TYPES order (required, then optional); an IN
 ``control_after_generate`` (or, when that option is absent, named ``seed``/``noise_seed``) is
 followed by its control value ("fixed", "increment", "decrement", "randomize"); a COMBO with
 ``control_after_generate`` by a control value and a filter string; a COMBO with ``image_upload`` /
-``video_upload`` / ``animated_image_upload`` by the upload button's value ("image"), also for videos. Control,
-filter and upload values never reach the API prompt. Inputs with ``forceInput`` are sockets, not
+``video_upload`` / ``animated_image_upload`` by the upload button's value ("image"), also for videos; a COMBO
+with ``audio_upload`` (Load Audio) by the audio player's value (``audioUI``, sent in the API prompt as "")
+and the upload button's. Control, filter and upload values never reach the API prompt. Inputs with ``forceInput`` are sockets, not
 widgets.
 """
 
@@ -34,6 +35,8 @@ WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 COMBO_CONTROL_VALUES = CONTROL_VALUES + ("increment-wrap",)
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "animated_image_upload", "audio_upload")
+#: Input slots the frontend adds for its own widgets (upload buttons, the audio player).
+UI_WIDGET_SLOTS = ("IMAGEUPLOAD", "AUDIOUPLOAD", "AUDIO_UI")
 #: Node modes (LiteGraph): 0 always, 2 never (muted), 4 bypass. Muted and bypassed nodes are left
 #: out of the API prompt; links through a bypassed node go to its input of the same type.
 MODE_ALWAYS, MODE_NEVER, MODE_BYPASS = 0, 2, 4
@@ -45,6 +48,7 @@ FILE_COMBOS = frozenset({
     ("MIMAFaceLoadModel", "weights"), ("MIMAFaceLoadModel", "base_checkpoint"),
     ("MIMAFaceLoadModel", "reference_checkpoint"), ("MIMAFaceLoadModel", "vae"),
     ("MIMAFaceLoadMotion", "motion_file"), ("VAELoader", "vae_name"), ("CheckpointLoaderSimple", "ckpt_name"),
+    ("MIMAFaceAudioToMotion", "audio_weights"),
 })
 
 
@@ -73,7 +77,9 @@ class InputDef:
             return ("control",) if control else ()
         if self.type == "COMBO":
             extra = ("control", "filter") if control else ()
-            if any(self.options.get(k) for k in UPLOAD_OPTIONS):
+            if self.options.get("audio_upload"):
+                extra += ("audioUI", "upload")  # the player widget (sent in the API prompt), then the button
+            elif any(self.options.get(k) for k in UPLOAD_OPTIONS):
                 extra += ("upload",)
             return extra
         return ()
@@ -282,7 +288,7 @@ def validate(workflow: dict, defs: Mapping) -> list[str]:
         slots = n.get("inputs") or []
         for k, slot in enumerate(slots):
             inp = d.input(slot.get("name"))
-            if inp is None and not (slot.get("type") == "IMAGEUPLOAD"):
+            if inp is None and slot.get("type") not in UI_WIDGET_SLOTS:
                 problems.append(f"{where}: input slot {k} {slot.get('name')!r} is not an input of {d.name}")
                 continue
             if inp is not None and bool(slot.get("widget")) != inp.is_widget:
@@ -367,6 +373,14 @@ def widget_values(node: dict, node_def: NodeDef) -> dict[str, Any]:
     return {inp.name: v for (kind, inp), v in zip(node_def.widget_layout(), values) if kind == "value"}
 
 
+def _ui_api_values(node: dict, node_def: NodeDef) -> dict[str, Any]:
+    """Frontend widgets that are not inputs but still reach the API prompt: Load Audio's player
+    (``audioUI``, sent as "" when empty)."""
+    values = node.get("widgets_values") or []
+    return {"audioUI": "" if v is None else v for (kind, _), v in zip(node_def.widget_layout(), values)
+            if kind == "audioUI"}
+
+
 def _source(by_id: dict, links: dict, link_id: int, want_type: str):
     """(node id, slot) a link really comes from, through bypassed nodes; None if it comes from
     a muted node or leads nowhere."""
@@ -410,6 +424,7 @@ def to_api(workflow: dict, defs: Mapping) -> dict[str, dict]:
         if d is None:
             raise KeyError(f"node {n['id']}: unknown node type {n['type']!r}")
         inputs: dict[str, Any] = dict(widget_values(n, d))
+        inputs.update(_ui_api_values(n, d))
         for slot in n.get("inputs") or []:
             if slot.get("link") is None:
                 continue

@@ -59,8 +59,15 @@ class AudioMotionOptions:
     expression_scale: float = 1.0
     max_frames: int | None = None
 
-    def check(self, has_reference: bool) -> None:
-        """Raise ValueError (naming the option) for values that cannot work, before any model runs."""
+    def check(self, has_reference: bool, has_blink_reference: bool | None = None) -> None:
+        """Raise ValueError (naming the option) for values that cannot work, before any model runs.
+
+        Args:
+            has_reference: a pose reference motion is given. has_blink_reference: a blink
+                reference is given (default: the same as ``has_reference``).
+        """
+        if has_blink_reference is None:
+            has_blink_reference = has_reference
         if self.pose not in POSE_MODES:
             raise ValueError(f"pose must be one of {POSE_MODES}, got {self.pose!r}.")
         if self.blink not in BLINK_MODES:
@@ -69,11 +76,11 @@ class AudioMotionOptions:
             raise ValueError(f"pose style must be in 0..{NUM_POSE_STYLES - 1}, got {self.pose_style}.")
         if self.max_frames is not None and self.max_frames < 1:
             raise ValueError(f"the frame limit must be ≥ 1, got {self.max_frames}.")
-        needs = [what for what, needed in (("pose " + self.pose, self.pose.startswith("reference")),
-                                           ("blink reference", self.blink == "reference")) if needed]
-        if needs and not has_reference:
-            raise ValueError(f"{' and '.join(needs)} need(s) a reference motion (e.g. extracted from a driving "
-                             "video); give one or choose another mode.")
+        for what, needed, given in (("pose " + self.pose, self.pose.startswith("reference"), has_reference),
+                                    ("blink reference", self.blink == "reference", has_blink_reference)):
+            if needed and not given:
+                raise ValueError(f"{what} needs a reference motion (e.g. extracted from a driving video); give one "
+                                 "or choose another mode.")
 
 
 def reference_at_fps(reference: MotionSequence, fps: float = FPS) -> np.ndarray:
@@ -97,6 +104,7 @@ def source_reference(coeffs: torch.Tensor) -> np.ndarray:
 
 def audio_motion(source: MotionSequence, speech: Speech, nets: AudioNetworks,
                  options: AudioMotionOptions = AudioMotionOptions(), reference: MotionSequence | None = None, *,
+                 blink_reference: MotionSequence | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  cancel: Callable[[], bool] | None = None) -> MotionSequence:
     """Motion of the source speaking ``speech``.
@@ -107,7 +115,8 @@ def audio_motion(source: MotionSequence, speech: Speech, nets: AudioNetworks,
         speech: 16 kHz mono speech (``load_audio`` / ``speech_from_waveform``).
         nets: SadTalker's audio networks (``load_audio_networks``).
         options: see :class:`AudioMotionOptions`.
-        reference: a motion for the reference pose / blink modes (resampled to 25 fps).
+        reference: a motion for the reference pose modes (and blinks), resampled to 25 fps.
+        blink_reference: another motion for the reference blinks (default ``reference``).
         progress: ``progress(done, total)`` over the network steps. cancel: True stops.
 
     Returns:
@@ -118,7 +127,8 @@ def audio_motion(source: MotionSequence, speech: Speech, nets: AudioNetworks,
     Raises:
         ValueError: bad options (see :meth:`AudioMotionOptions.check`). SamplingCancelled.
     """
-    options.check(reference is not None)
+    blink_reference = reference if blink_reference is None else blink_reference
+    options.check(reference is not None, blink_reference is not None)
     samples, num_frames = crop_to_frames(speech.samples)
     if options.max_frames is not None and options.max_frames < num_frames:
         num_frames = options.max_frames
@@ -126,11 +136,11 @@ def audio_motion(source: MotionSequence, speech: Speech, nets: AudioNetworks,
     mel = melspectrogram(samples)
     ref70 = source_reference(source.coeffs[0])
     ref_exp = ref_pose = None
-    if reference is not None:
+    if reference is not None and options.pose.startswith("reference"):
         rc = reference_at_fps(reference)
         ref_pose = np.concatenate([rc[:, ANGLES], rc[:, TRANSLATION]], 1)
-        if options.blink == "reference":
-            ref_exp = tile_to(rc[:, EXP], num_frames)
+    if options.blink == "reference":
+        ref_exp = tile_to(reference_at_fps(blink_reference)[:, EXP], num_frames)
     ratio = random_blinks(num_frames, options.seed) if options.blink == "random" else np.zeros(num_frames, np.float32)
     c70 = sadtalker_coefficients(nets.audio2exp, nets.audio2pose, mel, num_frames, ref70, ratio=ratio, ref_exp=ref_exp,
                                  pose=options.pose, pose_style=options.pose_style, latents=seeded_latents(options.seed),

@@ -5,7 +5,9 @@ Downloads into DEST:
 * the MIMAFace snapshot (``MIMAFace/MIMAFace``: ``checkpoints/`` and ``models/``),
 * ``stabilityai/sd-vae-ft-mse`` into ``DEST/sd-vae-ft-mse/``,
 * the SD1.5 ``scheduler/scheduler_config.json`` (kept for reference; the released Euler settings
-  are written out in ``mimaface_core.schedulers``).
+  are written out in ``mimaface_core.schedulers``),
+* SadTalker's ``SadTalker_V0.0.2_256.safetensors`` (its audio-to-coefficient networks, for audio
+  driving) from SadTalker's GitHub release into ``DEST/sadtalker/``.
 
 Without a network it fails fast and says what to fetch and where to put it.
 """
@@ -16,11 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import MIMAFaceError
+from ..audio.weights import COMBINED_FILE, SNAPSHOT_SUBFOLDER
 from .layout import SCHEDULER_CONFIG, VAE_FOLDER
 
 MIMAFACE_REPO = "MIMAFace/MIMAFace"
 VAE_REPO = "stabilityai/sd-vae-ft-mse"
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+#: SadTalker's official download link (scripts/download_models.sh of OpenTalker/SadTalker).
+SADTALKER_URL = f"https://github.com/OpenTalker/SadTalker/releases/download/v0.0.2-rc/{COMBINED_FILE}"
 
 #: (repo, allow patterns, sub-folder of DEST), in download order.
 DOWNLOADS: tuple[tuple[str, list[str], str], ...] = (
@@ -37,6 +42,7 @@ def manual_instructions(dest: Path) -> str:
         f"  1. https://huggingface.co/{MIMAFACE_REPO} : the folders checkpoints/ and models/ -> {dest}/checkpoints, {dest}/models\n"
         f"  2. https://huggingface.co/{VAE_REPO} : config.json and diffusion_pytorch_model.safetensors -> {dest}/{VAE_FOLDER}/\n"
         f"  3. https://huggingface.co/{SD15_REPO} : {SCHEDULER_CONFIG} -> {dest}/{SCHEDULER_CONFIG}\n"
+        f"  4. {SADTALKER_URL} -> {dest}/{SNAPSHOT_SUBFOLDER}/{COMBINED_FILE} (audio driving only)\n"
         "In ComfyUI, DEST is ComfyUI/models/mimaface/<name>."
     )
 
@@ -62,4 +68,30 @@ def download_weights(dest: str | Path, log: Callable[[str], None] = print) -> Pa
             raise MIMAFaceError(
                 f"Could not download {repo}: {type(exc).__name__}: {exc}\n" + manual_instructions(dest)
             ) from exc
+    target = dest / SNAPSHOT_SUBFOLDER / COMBINED_FILE
+    log(f"downloading {SADTALKER_URL} -> {target}")
+    try:
+        download_url(SADTALKER_URL, target)
+    except OSError as exc:
+        raise MIMAFaceError(f"Could not download {SADTALKER_URL}: {exc}\n" + manual_instructions(dest)) from exc
     return dest
+
+
+def download_url(url: str, target: Path, timeout: float = 10.0) -> Path:
+    """Fetch ``url`` into ``target`` through a ``.partial`` file renamed on success (an existing
+    target is kept). Raises OSError (urllib's errors) when the network or the file is unavailable."""
+    import os
+    import shutil
+    import urllib.request
+
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as fh:
+            shutil.copyfileobj(response, fh, 1 << 20)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
