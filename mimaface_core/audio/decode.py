@@ -76,7 +76,7 @@ def _check_speech(speech: Speech, what: str) -> Speech:
 def _mono_resampler(rate: int):
     import av
 
-    return av.AudioResampler(format="fltp", layout="mono", rate=rate) if rate != SAMPLE_RATE else None
+    return av.AudioResampler(format="fltp", layout="mono", rate=SAMPLE_RATE) if rate != SAMPLE_RATE else None
 
 
 def _push_mono(chunk: np.ndarray, rate: int, resampler, out: list, pts: int) -> None:
@@ -126,9 +126,8 @@ def probe_audio(path: str | Path, what: str = "--audio") -> tuple[float, int, in
                                   "or a video with sound.")
         stream = container.streams.audio[0]
         if stream.codec_context is None:
-            raise AudioInputError(f"{what}: {path.name} holds audio in a format FFmpeg cannot decode (codec id "
-                                  f"{stream.codec.name if stream.codec else 'unknown'}). Convert it to a 16-bit "
-                                  "PCM wav, mp3 or flac.")
+            raise AudioInputError(f"{what}: {path.name} holds audio in a format FFmpeg cannot decode. Convert it to "
+                                  "a 16-bit PCM wav, mp3 or flac.")
         duration = float(stream.duration * stream.time_base) if stream.duration else (
             container.duration / 1e6 if container.duration else 0.0)
         return duration, int(stream.codec_context.sample_rate), int(stream.codec_context.channels)
@@ -161,6 +160,16 @@ def load_audio(path: str | Path, max_frames: int | None = None, what: str = "--a
     to_float = av.AudioResampler(format="fltp")
     resampler = _mono_resampler(rate)
     done_src = have = 0
+    expected = None  # source-rate sample position where the next decoded frame should start
+    gaps: list[tuple[float, float]] = []
+
+    def push(mono: np.ndarray) -> None:
+        nonlocal done_src, have
+        before = len(out)
+        _push_mono(mono, rate, resampler, out, done_src)
+        have += sum(len(o) for o in out[before:])
+        done_src += len(mono)
+
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         try:
@@ -168,12 +177,17 @@ def load_audio(path: str | Path, max_frames: int | None = None, what: str = "--a
                 if frame.sample_rate != rate:
                     raise AudioInputError(f"{what}: {path.name} changes its sample rate in the middle "
                                           f"({rate} → {frame.sample_rate} Hz); convert it to one rate first.")
+                pos = expected if frame.pts is None or frame.time_base is None else \
+                    int(round(frame.pts * frame.time_base * rate))
+                if expected is not None and pos is not None and pos - expected > rate // 1000:
+                    # FFmpeg skipped damaged packets: keep the timing by filling the hole with silence
+                    gaps.append((expected / rate, (pos - expected) / rate))
+                    push(np.zeros(pos - expected, np.float32))
+                    expected = pos
+                expected = (expected if expected is not None and (pos is None or pos < expected) else pos or 0) \
+                    + frame.samples
                 for f in to_float.resample(frame):
-                    mono = f.to_ndarray().mean(0, dtype=np.float64).astype(np.float32)
-                    before = len(out)
-                    _push_mono(mono, rate, resampler, out, done_src)
-                    have += sum(len(o) for o in out[before:])
-                    done_src += len(mono)
+                    push(f.to_ndarray().mean(0, dtype=np.float64).astype(np.float32))
                 if wanted is not None and have >= wanted:
                     break
             else:
@@ -183,6 +197,9 @@ def load_audio(path: str | Path, max_frames: int | None = None, what: str = "--a
             raise AudioInputError(f"{what}: {path.name} could not be decoded after {at:.2f} s ({exc}). The file is "
                                   "damaged: re-encode it (e.g. ffmpeg -i in -ar 16000 out.wav) or cut the damaged "
                                   "part.") from exc
+    for start, length in gaps:
+        log.warning("%s: %s is damaged at %.2f s: %.0f ms could not be decoded and were filled with silence to keep "
+                    "the timing (re-encode the file to avoid it).", what, path.name, start, length * 1000)
     samples = np.concatenate(out) if out else np.zeros(0, np.float32)
     if wanted is not None:
         samples = samples[:wanted]
