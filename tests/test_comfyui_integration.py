@@ -4,7 +4,8 @@ Runs only when ``COMFYUI_DIR`` points to an installed ComfyUI whose venv is ``$C
 (as the project's ComfyUI setup script makes it); skipped otherwise (CI). The server runs on
 127.0.0.1 with only this pack loaded, models from an ``extra_model_paths.yaml`` over a temporary
 folder holding the tiny released-layout weights, a full-size-architecture SD1.x VAE with random
-weights (ComfyUI's VAE Loader only builds that architecture) and tiny SD1.5-layout checkpoints.
+weights (ComfyUI's VAE Loader only builds that architecture), tiny SD1.5-layout checkpoints and
+SadTalker's audio weights from the audio2coeff recipe in the registered ``sadtalker`` folder.
 """
 
 from __future__ import annotations
@@ -76,6 +77,12 @@ def _write_models(base: Path) -> None:
     names = sorted(n for n in _names_in_workflows("MIMAFaceLoadModel", widget=(2, 4)) if not n.startswith("("))
     for seed, name in enumerate(names, 1):
         _write_ldm(_sd15_like(config, seed), base / "checkpoints" / name, layers_per_block=config["layers_per_block"])
+    import audio_fixture
+
+    written = audio_fixture.write_official_layout(base / "_sadtalker")
+    (base / "sadtalker").mkdir()
+    for name in _names_in_workflows("MIMAFaceAudioToMotion"):
+        (base / "sadtalker" / name).symlink_to(audio_fixture.files_of(written, "safetensors_prefixed")[0])
 
 
 def _write_inputs(inputs: Path, frames: int = 8) -> None:
@@ -109,7 +116,8 @@ def server(tmp_path_factory):
     _write_models(models)
     _write_inputs(inputs)
     (base / "extra_model_paths.yaml").write_text(
-        f"mimaface_test:\n  base_path: {models}\n  mimaface: mimaface/\n  checkpoints: checkpoints/\n  vae: vae/\n")
+        f"mimaface_test:\n  base_path: {models}\n  mimaface: mimaface/\n  checkpoints: checkpoints/\n  vae: vae/\n"
+        "  sadtalker: sadtalker/\n")
     link = comfy / "custom_nodes" / PACK_NAME
     if link.is_symlink():
         link.unlink()
@@ -162,6 +170,8 @@ def test_pack_imports_and_lists_every_node(server):
     # the registered model folder lists the weights put there through extra_model_paths.yaml
     weights = info["MIMAFaceLoadModel"]["input"]["required"]["weights"][0]
     assert "MIMAFace" in weights
+    audio_weights = info["MIMAFaceAudioToMotion"]["input"]["required"]["audio_weights"][0]
+    assert _names_in_workflows("MIMAFaceAudioToMotion") <= set(audio_weights)
 
 
 FAST = {"steps": 2, "clip_length": 6, "overlap": 2}
@@ -176,6 +186,8 @@ def test_workflow_runs(server, path):
     for node in api.values():
         if node["class_type"] == "MIMAFaceICAClipSampler":
             node["inputs"].update(FAST)
+        if node["class_type"] == "MIMAFaceAudioToMotion":
+            node["inputs"]["frame_limit"] = 6
     reply = _post(server["url"] + "/prompt", {"prompt": api})
     assert not reply.get("node_errors"), reply
     prompt_id = reply["prompt_id"]
