@@ -143,10 +143,31 @@ class MIMModule(nn.Module):
             translation, clip_0 … clip_256], after the final LayerNorm. Video mode averages them
             over the clip's frames (:func:`clip_context`).
         """
+        return self.forward_projected(self.project_source(clip_tokens, identity), gaze, exp, tex, gamma, angles,
+                                      translation)
+
+    def project_source(self, clip_tokens: torch.Tensor, identity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The source's projected tokens, which do not depend on the frame: computed once per source.
+
+        Args:
+            clip_tokens: (B, 257, clip_dim). identity: (B, identity_dim). B is 1 (one source) or F.
+
+        Returns:
+            (identity token (B, 1, width), CLIP tokens (B, 257, width)).
+        """
+        return self.transform_dim_arcface(identity)[:, None], self.transform_dim_clip(clip_tokens)
+
+    def forward_projected(self, source: tuple[torch.Tensor, torch.Tensor], gaze: torch.Tensor, exp: torch.Tensor,
+                          tex: torch.Tensor, gamma: torch.Tensor, angles: torch.Tensor,
+                          translation: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with the source already projected by :meth:`project_source` (expanded to
+        the F frames when it holds one source). Same numbers, less work per frame."""
         coeffs = dict(gaze=gaze, exp=exp, tex=tex, gamma=gamma, angles=angles, translation=translation)
-        tokens = [self.transform_dim_arcface(identity)[:, None]]
+        f = len(gaze)
+        id_token, clip_proj = (t.expand(f, -1, -1) if len(t) != f else t for t in source)
+        tokens = [id_token]
         tokens += [getattr(self, f"transform_dim_{name}")(coeffs[name])[:, None] for name, _ in COEFF_TOKENS]
-        tokens.append(self.transform_dim_clip(clip_tokens))
+        tokens.append(clip_proj)
         x = self.mapper(torch.cat(tokens, dim=1))
         return _layer_norm(self.layer_norm, x)
 

@@ -19,9 +19,9 @@ from diffusers import AutoencoderKL
 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
 from .errors import MissingWeightFileError, WeightFileError
-from .weights.checks import VAE as COMPONENT
-from .weights.checks import load_checked
-from .weights.safe_load import read_state_dict
+from .state_checks import VAE as COMPONENT
+from .state_checks import load_checked
+from .safe_load import read_state_dict
 
 #: SD1.x latent scaling factor (spec §1.5, §6.5).
 VAE_SCALING_FACTOR = 0.18215

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from mimaface_core.face.crops import invert_affine
-from mimaface_core.face.warp import warp_affine
+from mimaface_core.warp import warp_affine
 
 from . import _comfy
 from .images import image_to_signed

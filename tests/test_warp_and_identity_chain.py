@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import official_tiny as ot
-from mimaface_core.face.warp import warp_affine
+from mimaface_core.warp import warp_affine
 from mimaface_core.identity import identity_input
 from mimaface_core.images import to_signed_tensor
 

@@ -26,6 +26,9 @@ from .audio2exp import EXP_DIM, Audio2ExpNet
 from .audio2pose import LATENT, POSE_DIM, Audio2PoseNet, iter_pose_motion, pose_windows
 from .mel import mel_windows
 
+#: Head-pose sources and blink sources of audio driving (see ``motion.AudioMotionOptions``).
+POSE_MODES = ("audio", "still", "reference", "reference_only")
+BLINK_MODES = ("random", "none", "reference")
 #: Columns of SadTalker's 70-coefficient layout.
 SADTALKER_EXP = slice(0, 64)
 SADTALKER_ANGLES = slice(64, 67)
@@ -178,8 +181,6 @@ def sadtalker_coefficients(exp_net: Audio2ExpNet, pose_net: Audio2PoseNet | None
     Raises:
         ValueError: unknown pose mode, a missing reference or latents. SamplingCancelled.
     """
-    from .motion import POSE_MODES
-
     if pose not in POSE_MODES:
         raise ValueError(f"pose must be one of {POSE_MODES}, got {pose!r}.")
     uses_audio_pose = pose in ("audio", "reference")

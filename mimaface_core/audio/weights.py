@@ -22,16 +22,15 @@ from pathlib import Path
 import torch
 
 from ..errors import MissingWeightFileError, WeightFileError
-from ..weights.checks import SADTALKER_EXP, SADTALKER_POSE, check_state_dict, expected_shapes
-from ..weights.safe_load import flat_tensors, read_checkpoint
+from ..weights.layout import SADTALKER_FILE as COMBINED_FILE
+from ..weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER  # noqa: F401 (where download puts it)
+from ..state_checks import SADTALKER_EXP, SADTALKER_POSE, check_state_dict, expected_shapes
+from ..safe_load import flat_tensors, read_checkpoint
 from .audio2exp import Audio2ExpNet
 from .audio2pose import Audio2PoseNet
 
-COMBINED_FILE = "SadTalker_V0.0.2_256.safetensors"
 EXP_FILE = "auido2exp_00300-model.pth"
 POSE_FILE = "auido2pose_00140-model.pth"
-#: Where the animate CLI and the download command put SadTalker's file inside a MIMAFace snapshot.
-SNAPSHOT_SUBFOLDER = "sadtalker"
 EXP_PREFIX = "audio2exp."
 POSE_PREFIX = "audio2pose."
 AUDIO2EXP = SADTALKER_EXP

@@ -15,7 +15,7 @@ import torch
 from ..errors import FaceNotFoundError
 from .crops import CROP_512, box_crop_matrix, five_point_matrix, invert_affine
 from .detection import Detections, FaceDetector
-from .warp import warp_affine
+from ..warp import warp_affine
 
 #: Face choice: "largest" (the release: index 0 of the area-sorted detections) or an int index.
 LARGEST = "largest"

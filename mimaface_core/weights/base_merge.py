@@ -27,8 +27,8 @@ import torch
 from diffusers.loaders.single_file_utils import LDM_UNET_KEY, convert_ldm_unet_checkpoint
 
 from ..errors import WeightFileError, WeightMismatchError
-from .checks import check_state_dict, identify_state_dict
-from .safe_load import read_state_dict
+from ..state_checks import check_state_dict, identify_state_dict
+from ..safe_load import read_state_dict
 
 MERGE_MODES = ("add_difference", "swap")
 SD15_COMPONENT = "an SD1.5 UNet checkpoint"

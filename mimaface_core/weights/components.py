@@ -15,10 +15,10 @@ from ..errors import MissingWeightFileError
 from ..identity import IR101
 from ..mia import MIMModule
 from ..morphable.d3dfr import D3DFRRegressor
-from . import checks
-from .checks import load_checked
+from .. import state_checks as checks
+from ..state_checks import load_checked
 from .layout import read_json
-from .safe_load import read_state_dict, strip_prefix
+from ..safe_load import read_state_dict, strip_prefix
 
 _CLIP_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 

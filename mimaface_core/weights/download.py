@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import MIMAFaceError
-from ..audio.weights import COMBINED_FILE, SNAPSHOT_SUBFOLDER
+from .layout import SADTALKER_FILE as COMBINED_FILE
+from .layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
 from .layout import SCHEDULER_CONFIG, VAE_FOLDER
 
 MIMAFACE_REPO = "MIMAFace/MIMAFace"

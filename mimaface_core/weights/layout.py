@@ -7,6 +7,7 @@
 <root>/models/D3DFR/{netG_epoch_25.pth, BFM09_model_info.mat}
 <root>/models/ArcFace/CurricularFace_Backbone.pth
 <root>/sd-vae-ft-mse/            (optional: where `python -m mimaface_core download` puts the VAE)
+<root>/sadtalker/SadTalker_V0.0.2_256.safetensors   (optional: SadTalker's audio networks)
 ```
 
 Every ``.pth`` may be replaced by a ``.safetensors`` file of the same stem (what
@@ -38,6 +39,9 @@ RELEASED_FOLDERS = {
     "video_vision_encoder": "checkpoints/video/vision_encoder",
 }
 BFM_PATH = "models/D3DFR/BFM09_model_info.mat"
+#: SadTalker's combined weight file and the snapshot sub-folder the audio CLI and download use.
+SADTALKER_FILE = "SadTalker_V0.0.2_256.safetensors"
+SADTALKER_FOLDER = "sadtalker"
 VAE_FOLDER = "sd-vae-ft-mse"
 SCHEDULER_CONFIG = "scheduler/scheduler_config.json"
 
