@@ -7,25 +7,28 @@ output frames: renders, render latents, contexts and latents exist for the curre
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .appearance import clip_preprocess
+from .appearance import appearance_tokens
 from .denoiser import is_video_unet
+from .errors import SamplingCancelled
 from .face.detection import FaceDetector
 from .face.detectors import make_detector
-from .mia import clip_context
-from .morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, TEX, TRANSLATION
+from .morphable.coefficients import GAZE
 from .motion.extract import SourceFace, encode_source, extract_image_motion, extract_motion
 from .motion.gaze import adjust_gaze, with_gaze
 from .motion.render import render_motion
 from .motion.retarget import retarget
 from .motion.sequence import MotionSequence
-from .sampling import SamplingOptions, sample_image, sample_video
-from .vae import VAE_SCALING_FACTOR
+from .sampling import SamplingOptions
+from .sampling.animation import animate_latents
+from .sampling.conditioning import ClipConditioner, SourceAppearance, encoded_renders
+from .vae import decode_latents, encode_renders
 from .weights.loader import MIMAFaceModel
 
 
@@ -56,49 +59,23 @@ class AnimateOptions:
     models_dir: str | None = None
 
 
-def appearance_tokens(model: MIMAFaceModel, crop512: np.ndarray) -> torch.Tensor:
-    """CLIP tokens of the source's (512, 512, 3) uint8 crop, computed once per source (spec §4.1).
-    Returns (1, 257, 1024) in the model's dtype."""
-    with torch.inference_mode():
-        return model.appearance_encoder(clip_preprocess(crop512))
-
-
-def mia_context(model: MIMAFaceModel, tokens: torch.Tensor, identity: torch.Tensor, blended: torch.Tensor) -> torch.Tensor:
-    """MIA per frame of a clip (spec §4.2): (F, 264, 768) in the model's dtype.
-
-    Args:
-        tokens: (1, 257, 1024) CLIP tokens of the source. identity: (1, 25088) source identity.
-        blended: (F, 261) blended coefficients of the clip's frames.
-    """
-    param = next(model.mim.parameters())
-    b = blended.to(param.device, param.dtype)
-    f = len(b)
-    with torch.inference_mode():
-        return model.mim(tokens.to(param.device, param.dtype).expand(f, -1, -1),
-                         identity.to(param.device, param.dtype).expand(f, -1),
-                         b[:, GAZE], b[:, EXP], b[:, TEX], b[:, GAMMA], b[:, ANGLES], b[:, TRANSLATION])
-
-
-def encode_renders(vae, render512: torch.Tensor) -> torch.Tensor:
-    """Render latents: VAE posterior mean × 0.18215 (spec §1.3; the posterior std is negligible).
-    (F, 3, 512, 512) in [−1, 1] → (F, 4, 64, 64) float32."""
-    param = next(vae.parameters())
-    with torch.inference_mode():
-        return vae.encode(render512.to(param.device, param.dtype)).latent_dist.mean.float() * VAE_SCALING_FACTOR
-
-
-def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
-    """Frames from latents (spec §6.5): ``VAE.decode(latents / 0.18215)`` clamped, as (F, 512, 512, 3)
-    float32 in [0, 1] on the CPU (ComfyUI's IMAGE layout)."""
-    param = next(vae.parameters())
-    with torch.inference_mode():
-        x = vae.decode(latents.to(param.device, param.dtype) / VAE_SCALING_FACTOR).sample.float().clamp(-1, 1)
-    return ((x + 1) / 2).permute(0, 2, 3, 1).cpu()
-
-
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """[0, 1] frames → uint8 with the release's truncation ``uint8(255·x)`` (spec §1.5)."""
     return (frames.clamp(0, 1) * 255).to(torch.uint8).numpy()
+
+
+def float32_copy(module: torch.nn.Module) -> Callable[[], torch.nn.Module]:
+    """A maker of float32 copies of ``module`` (the fp16/bf16 NaN fallback never changes the model)."""
+    return lambda: copy.deepcopy(module).float()
+
+
+def render_source(bfm, blended: torch.Tensor, m256_inv: np.ndarray) -> Callable[[list[int]], torch.Tensor]:
+    """Renders of frames, drawn when asked: indices → (k, 3, 512, 512) in [−1, 1] (spec §2.5–2.7)."""
+    def renders(index):
+        index = list(index)
+        return render_motion(bfm, blended[index], m256_inv[index])[0]
+
+    return renders
 
 
 def _driving_motion(driving, model: MIMAFaceModel, detector: FaceDetector, options: AnimateOptions,
@@ -122,6 +99,7 @@ def _is_single_image(x) -> bool:
 def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOptions = AnimateOptions(), *,
                  fps: float | None = None, on_step: Callable[[int, int], None] | None = None,
                  on_frame: Callable[[int, "int | None"], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None,
                  cancel: Callable[[], bool] | None = None) -> Iterator[torch.Tensor]:
     """Animate clip by clip, yielding the new frames of each clip as soon as they are decoded.
 
@@ -135,7 +113,10 @@ def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOp
         fps: the driver's frame rate, kept in the motion sequence.
         on_step: denoising progress across all clips, ``on_step(done, total)``.
         on_frame: motion-extraction progress, ``on_frame(done, total or None)``.
-        cancel: returns True to stop; checked at every denoising step.
+        on_progress: progress of the animation over every denoising step and every frame
+            conditioned or decoded (``sampling.animation``).
+        cancel: returns True to stop; checked before every extracted frame, every denoising step
+            and every frame conditioned or decoded.
 
     Yields:
         (k, 512, 512, 3) float32 frames in [0, 1] on the CPU, one per driving frame in order.
@@ -148,30 +129,35 @@ def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOp
     detector = make_detector(options.detector, device=model.device, models_dir=options.models_dir)
     source = source_image if isinstance(source_image, SourceFace) else \
         encode_source(source_image, detector, model.d3dfr, model.identity_encoder, options.face)
-    motion = _driving_motion(driving, model, detector, options, fps, on_frame)
+    def frame_done(done, total):
+        if on_frame is not None:
+            on_frame(done, total)
+        if cancel is not None and cancel():
+            raise SamplingCancelled(f"motion extraction cancelled after {done} frames.")
+
+    motion = _driving_motion(driving, model, detector, options, fps, frame_done)
     blended = retarget(source.coeffs.cpu(), motion.coeffs, options.pose, options.expression_scale, options.smoothing)
     if options.gaze:
         blended = with_gaze(blended, adjust_gaze(blended[:, GAZE], **options.gaze))
-    tokens = appearance_tokens(model, source.alignment.crop512)
+    appearance = SourceAppearance(appearance_tokens(model.appearance_encoder, source.alignment.crop512),
+                                  source.identity)
     video = is_video_unet(model.denoiser)
-    if not video:
-        if len(motion) != 1:
-            raise ValueError(f"the image-mode model animates one driving image, got {len(motion)} frames: "
-                             "load the model with mode='video' for a driving video.")
-        render, _ = render_motion(model.bfm, blended, motion.m256_inv)
-        context = mia_context(model, tokens, source.identity, blended)
-        latents = sample_image(model.denoiser, encode_renders(vae, render), context, options.sampling, on_step, cancel)
-        yield decode_latents(vae, latents)
-        return
+    if not video and len(motion) != 1:
+        raise ValueError(f"the image-mode model animates one driving image, got {len(motion)} frames: "
+                         "load the model with mode='video' for a driving video.")
+    renders = render_source(model.bfm, blended, motion.m256_inv)
+    conditioner = ClipConditioner(model.mim, appearance, blended,
+                                  encoded_renders(renders, lambda x: encode_renders(vae, x)), video)
 
-    def clip_inputs(clip):
-        index = list(clip.frames)
-        render, _ = render_motion(model.bfm, blended[index], motion.m256_inv[index])
-        context = clip_context(mia_context(model, tokens, source.identity, blended[index]))
-        return encode_renders(vae, render), context
+    def fp32_conditioner():
+        vae32 = copy.deepcopy(vae).float()
+        return conditioner.in_float32(encoded_renders(renders, lambda x: encode_renders(vae32, x)))
 
-    for clip, latents in sample_video(model.denoiser, len(motion), clip_inputs, options.sampling, on_step, cancel):
-        yield decode_latents(vae, latents[list(clip.keep)])
+    for _, _, frames in animate_latents(model.denoiser, conditioner, options.sampling, video=video,
+                                        decode=lambda lat: decode_latents(vae, lat), on_step=on_step,
+                                        on_progress=on_progress, cancel=cancel,
+                                        fp32_unet=float32_copy(model.denoiser), fp32_conditioner=fp32_conditioner):
+        yield frames
 
 
 def animate(model: MIMAFaceModel, source_image, driving, options: AnimateOptions = AnimateOptions(), **kwargs) -> torch.Tensor:

@@ -98,3 +98,13 @@ class AppearanceEncoder(nn.Module):
         out = self.clip(pixel_values=pixel_values.to(param.device, param.dtype))
         return out.last_hidden_state
 
+
+
+def appearance_tokens(encoder: AppearanceEncoder, crop512: np.ndarray) -> torch.Tensor:
+    """CLIP tokens of the source's (512, 512, 3) uint8 crop, computed once per source (spec §4.1).
+
+    Returns:
+        (1, 257, 1024) in the encoder's dtype, on its device.
+    """
+    with torch.inference_mode():
+        return encoder(clip_preprocess(crop512))

@@ -47,6 +47,9 @@ def add_parser(sub) -> None:
     p.add_argument("--box-mode", choices=("first_frame", "tracked"), default="first_frame")
     p.add_argument("--detector", choices=("mtcnn", "mediapipe"), default="mtcnn")
     p.add_argument("--mediapipe-models", default=None, help="folder of mediapipe's model files")
+    p.add_argument("--paste-back", action="store_true", help="write the full driving frames (the source photo "
+                   "with --audio) with the animated face pasted in, instead of the 512x512 crops")
+    p.add_argument("--feather", type=int, default=24, help="soft edge of --paste-back, in crop pixels")
     p.add_argument("--device", default=None, help="cuda, cpu, mps... (default: cuda when available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="diffusion dtype (default: float16 on cuda, else float32)")
@@ -76,8 +79,10 @@ def run(args: argparse.Namespace) -> None:
     import torch
     from PIL import Image
 
-    from .animate import iter_animate
+    from .animate import iter_animate, to_uint8
+    from .face.detectors import make_detector
     from .media import iter_video_frames, video_info
+    from .motion.extract import encode_source, extract_image_motion, extract_motion
     from .video_out import write_video
     from .weights.loader import load_mimaface
 
@@ -86,34 +91,98 @@ def run(args: argparse.Namespace) -> None:
             raise MIMAFaceError(f"--{name}: file not found: {getattr(args, name)}")
     device, dtype = _device_dtype(args, torch)
     still = args.driving.suffix.lower() in IMAGE_SUFFIXES
+    if args.out.suffix.lower() in IMAGE_SUFFIXES and not still:
+        raise MIMAFaceError(f"--out {args.out.name}: a driving video needs a video file (.mp4).")
     model = load_mimaface(args.weights, mode="image" if still else "video", device=device, dtype=dtype)
     options = _animate_options(args)
-    source = Image.open(args.source)
-    if still:
-        driving, fps = Image.open(args.driving), 1.0
-    else:
-        info = video_info(args.driving)
-        fps = info.fps / args.stride
-
-        def driving():
-            return iter_video_frames(args.driving, args.stride, args.limit)
-
+    detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
+    source = encode_source(Image.open(args.source), detector, model.d3dfr, model.identity_encoder)
     with _Bars() as bars:
-        def frames():
-            from .animate import to_uint8
+        if still:
+            driving_image = Image.open(args.driving)
+            motion, fps = extract_image_motion(driving_image, detector, model.d3dfr), 1.0
+            originals = _repeat(driving_image)
+        else:
+            fps = video_info(args.driving).fps / args.stride
 
-            for chunk in iter_animate(model, source, driving, options, fps=fps, on_step=bars.step, on_frame=bars.frame):
+            def driving():
+                return iter_video_frames(args.driving, args.stride, args.limit)
+
+            motion = extract_motion(driving, detector, model.d3dfr, box_mode=args.box_mode, fps=fps,
+                                    progress=bars.frame)
+            _report_missing(motion)
+            originals = driving()
+        log.info("animating %d frame(s): %s", len(motion), _plan_text(options.sampling, len(motion), still))
+
+        def frames():
+            chunks = iter_animate(model, source, motion, options, fps=fps, on_step=bars.step)
+            if args.paste_back:
+                chunks = _pasted(chunks, originals, motion, args.feather)
+            for chunk in chunks:
                 yield from to_uint8(chunk)
 
         if args.out.suffix.lower() in IMAGE_SUFFIXES:
-            if not still:
-                raise MIMAFaceError(f"--out {args.out.name}: a driving video needs a video file (.mp4).")
             args.out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(next(frames())).save(args.out)
             written = 1
         else:
-            written = write_video(args.out, frames(), fps, audio_from=None if still else args.driving)
+            written = write_video(args.out, (_even(f) for f in frames()), fps,
+                                  audio_from=None if still else args.driving)
     print(f"wrote {written} frame(s) to {args.out}")
+
+
+def _repeat(image):
+    """The same frame forever (paste-back into one image)."""
+    from .images import to_rgb_uint8
+
+    rgb = to_rgb_uint8(image, "frame")
+    while True:
+        yield rgb
+
+
+def _pasted(chunks, originals, motion, feather: int):
+    """Generated chunks pasted back into the original frames (read in step with them)."""
+    import numpy as np
+    import torch
+
+    from .composite import paste_back
+    from .images import to_rgb_uint8
+
+    matrices = motion.frame_to_crop()
+    done = 0
+    for chunk in chunks:
+        k = len(chunk)
+        base = torch.from_numpy(np.stack([to_rgb_uint8(next(originals), "frame") for _ in range(k)])).float() / 255
+        yield paste_back(base, chunk, matrices[done:done + k], feather)[0]
+        done += k
+
+
+def _even(frame):
+    """H.264 in yuv420p needs even sizes: an odd width or height is padded by one edge pixel."""
+    import numpy as np
+
+    h, w = frame.shape[:2]
+    if h % 2 or w % 2:
+        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return frame
+
+
+def _report_missing(motion) -> None:
+    if motion.missing_count:
+        missing = [int(i) for i in motion.missing.nonzero()[0]]
+        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        log.warning("%d of %d driving frames had no face on the crop (frames %s); they are filled from their "
+                    "neighbours. If there are many, try --box-mode tracked.", motion.missing_count, len(motion), shown)
+
+
+def _plan_text(sampling, frames: int, still: bool) -> str:
+    from .sampling.clips import plan_clips
+
+    if still:
+        return f"{sampling.steps} denoising steps"
+    clips = plan_clips(frames, sampling.clip_length, sampling.overlap, sampling.skip_unused_clips)
+    return (f"{len(clips)} clip(s) of {sampling.clip_length} frames overlapping by {sampling.overlap}, "
+            f"{sampling.steps} steps each ({len(clips) * sampling.steps} steps)")
 
 
 def _device_dtype(args, torch):
@@ -261,9 +330,14 @@ def _run_audio(args: argparse.Namespace) -> None:
                               blink_reference=blink_ref, progress=bars.audio)
         options_mia = _animate_options(args, expression_scale=1.0)
 
+        log.info("animating %d frame(s): %s", len(motion), _plan_text(options_mia.sampling, len(motion), False))
+
         def frames():
-            for chunk in iter_animate(model, source, motion, options_mia, fps=float(FPS), on_step=bars.step):
+            chunks = iter_animate(model, source, motion, options_mia, fps=float(FPS), on_step=bars.step)
+            if args.paste_back:
+                chunks = _pasted(chunks, _repeat(Image.open(args.source)), motion, args.feather)
+            for chunk in chunks:
                 yield from to_uint8(chunk)
 
-        written = write_video(args.out, frames(), float(FPS), audio_from=args.audio)
+        written = write_video(args.out, (_even(f) for f in frames()), float(FPS), audio_from=args.audio)
     print(f"wrote {written} frame(s) at {FPS} fps to {args.out}")

@@ -125,3 +125,35 @@ def load_vae(
         vae = AutoencoderKL.from_config(config)
     load_checked(vae, state, file=weights, component=COMPONENT)
     return torch.nn.Module.to(vae, device=device, dtype=dtype).eval()
+
+
+def encode_renders(vae, render512: torch.Tensor) -> torch.Tensor:
+    """Render latents with our VAE: posterior MEAN × 0.18215 (spec §1.3; the release samples, the
+    posterior std is negligible and the mean keeps runs deterministic; ComfyUI's VAE Encode takes
+    the mean too).
+
+    Args:
+        vae: a diffusers ``AutoencoderKL``.
+        render512: (F, 3, 512, 512) renders in [−1, 1].
+
+    Returns:
+        (F, 4, 64, 64) float32 on the VAE's device.
+    """
+    param = next(vae.parameters())
+    with torch.inference_mode():
+        return vae.encode(render512.to(param.device, param.dtype)).latent_dist.mean.float() * VAE_SCALING_FACTOR
+
+
+def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Frames from latents (spec §6.5): ``VAE.decode(latents / 0.18215)`` clamped.
+
+    Args:
+        vae: a diffusers ``AutoencoderKL``. latents: (F, 4, h, w) scaled latents (× 0.18215).
+
+    Returns:
+        (F, 8h, 8w, 3) float32 in [0, 1] on the CPU (ComfyUI's IMAGE layout).
+    """
+    param = next(vae.parameters())
+    with torch.inference_mode():
+        x = vae.decode(latents.to(param.device, param.dtype) / VAE_SCALING_FACTOR).sample.float().clamp(-1, 1)
+    return ((x + 1) / 2).permute(0, 2, 3, 1).cpu()

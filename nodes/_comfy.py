@@ -210,6 +210,51 @@ def free_memory() -> None:
         mm.soft_empty_cache()
 
 
+def model_patcher(module: torch.nn.Module, load_device: torch.device, offload_device: torch.device):
+    """A ``comfy.model_patcher.ModelPatcher`` over ``module`` (ComfyUI counts, loads, offloads and
+    frees it like its own models); None standalone."""
+    try:
+        import comfy.model_patcher
+    except ImportError:
+        return None
+    return comfy.model_patcher.ModelPatcher(module, load_device=load_device, offload_device=offload_device)
+
+
+def load_models(patchers: list) -> None:
+    """``comfy.model_management.load_models_gpu`` with full loading: ComfyUI frees other models
+    first and keeps these loaded until it needs the memory or the user unloads models. Our modules
+    have no lowvram weight casting, so they are always loaded whole."""
+    mm = _model_management()
+    if mm is not None and patchers:
+        mm.load_models_gpu(patchers, force_full_load=True)
+
+
+def patched_unet_state(model, what: str) -> dict[str, torch.Tensor]:
+    """The SD1.5 UNet weights of a core MODEL wire with ComfyUI's patches (LoRAs...) applied, as an
+    LDM-layout state dict on the CPU (float32 copies; the wire's model is not changed).
+
+    Raises:
+        ValueError: the wire is not an SD1.5 model (names its type), or not a ComfyUI MODEL.
+    """
+    config = getattr(getattr(model, "model", None), "model_config", None)
+    if config is None:
+        raise ValueError(f"{what}: expected a core MODEL (Load Checkpoint, LoRA loaders), got {type(model).__name__}.")
+    kind = type(config).__name__
+    if kind != "SD15":
+        raise ValueError(f"{what}: the MODEL is {kind} ({type(config).__module__}.{kind}); MIMAFace merges only "
+                         "SD1.5 UNets (SD2, SDXL and other architectures cannot be combined with it).")
+    mm = _model_management()
+    mm.load_models_gpu([model], force_patch_weights=True, force_full_load=True)
+    return {k: v.detach().to("cpu", torch.float32, copy=True)
+            for k, v in model.model.diffusion_model.state_dict().items()}
+
+
+def interrupted() -> bool:
+    """Whether the user pressed Cancel (False standalone)."""
+    mm = _model_management()
+    return bool(mm is not None and mm.processing_interrupted())
+
+
 def check_interrupt() -> None:
     """Raise ComfyUI's interrupt exception when the user pressed Cancel (no-op standalone)."""
     mm = _model_management()

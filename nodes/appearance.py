@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from mimaface_core.animate import appearance_tokens
-from mimaface_core.face.align import align_crop
+import numpy as np
+
+from mimaface_core.appearance import appearance_tokens
 from mimaface_core.errors import FaceNotFoundError
+from mimaface_core.face.align import align_crop
 from mimaface_core.images import to_rgb_uint8, to_signed_tensor
 from mimaface_core.motion.extract import source_identity
 from mimaface_core.motion.gaze import with_gaze
@@ -34,9 +36,11 @@ class MIAAppearanceEncode:
             "blended_motion": (MOTION, {"tooltip": "The blended_motion output of Render Coeff Image."}),
         }, "optional": {
             "gaze": (GAZE, {"tooltip": "Gaze Embed output; without it the blended motion's own gaze (released)."}),
+            "source_motion": (MOTION, {"tooltip": "Extract 3DMM Motion of the source photo: its alignment of the crop "
+                              "is reused (no second face detection). Without it the face is found on the crop again."}),
         }}
 
-    def encode(self, model, source_crop, blended_motion, gaze=None):
+    def encode(self, model, source_crop, blended_motion, gaze=None, source_motion=None):
         crop = to_rgb_uint8(frames_of(source_crop, "source_crop")[0], "source_crop")
         blended = blended_motion.coeffs.float()
         if gaze is not None:
@@ -44,11 +48,17 @@ class MIAAppearanceEncode:
                 raise ValueError(f"gaze has {len(gaze.gaze)} frames but the blended motion {len(blended)}: "
                                  "make both from the same driving frames.")
             blended = with_gaze(blended, gaze.gaze)
-        with model.on_device() as m:
-            _, _, m256, _ = align_crop(model.make_detector(), crop)
+        m256 = None
+        if source_motion is not None:
+            m256 = np.asarray(source_motion.m256[0])
+            if not np.isfinite(m256).all():
+                m256 = None
+        with model.use("face", "clip") as m:
+            if m256 is None:
+                _, _, m256, _ = align_crop(m.detector, crop)
             if m256 is None:
                 raise FaceNotFoundError("source_crop: no face found on the source crop; connect the crops output of "
                                         "Extract 3DMM Motion run on the source photo.")
             identity = source_identity(m.identity_encoder, to_signed_tensor(crop), m256)
-            tokens = appearance_tokens(m, crop)
+            tokens = appearance_tokens(m.appearance_encoder, crop)
         return (Appearance(tokens.float().cpu(), identity.float().cpu(), blended),)

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from mimaface_core.face.crops import invert_affine
-from mimaface_core.warp import warp_affine
+from mimaface_core.composite import paste_back
 
 from . import _comfy
-from .images import image_to_signed
 from .wires import CATEGORY, MOTION
-
-
-def feathered_square(size: int, feather: int) -> torch.Tensor:
-    """(1, 1, size, size) mask: 1 inside, a linear ramp over ``feather`` pixels to 0 at the border."""
-    d = torch.arange(size, dtype=torch.float32)
-    edge = torch.minimum(d, size - 1 - d)
-    ramp = (edge / max(feather, 1)).clamp(0, 1) if feather > 0 else torch.ones(size)
-    return (ramp[:, None] * ramp[None, :])[None, None]
 
 
 class PasteBack:
@@ -57,16 +46,12 @@ class PasteBack:
         if (w, h) != tuple(driving_motion.frame_size):
             raise ValueError(f"driving_frames are {w}x{h} but the motion was extracted from "
                              f"{driving_motion.frame_size[0]}x{driving_motion.frame_size[1]} frames.")
-        to_frame = torch.from_numpy(np.stack([invert_affine(m) for m in driving_motion.frame_to_crop()])).float()
-        mask512 = feathered_square(generated.shape[1], feather)
+        matrices = driving_motion.frame_to_crop()
+        progress = _comfy.Progress(n)
         out, masks = [], []
-        for start in range(0, n, 8):
-            sl = slice(start, start + 8)
-            b = len(generated[sl])
-            crop = warp_affine(image_to_signed(generated[sl]) * 0.5 + 0.5, to_frame[sl], (h, w))
-            mask = warp_affine(mask512.expand(b, 1, -1, -1), to_frame[sl], (h, w)).clamp(0, 1)
-            base = driving_frames[sl, ..., :3].permute(0, 3, 1, 2).float()
-            out.append((base * (1 - mask) + crop * mask).permute(0, 2, 3, 1).clamp(0, 1))
-            masks.append(mask[:, 0])
-            _comfy.check_interrupt()
+        for i in range(n):  # one frame at a time: progress and Cancel per frame
+            image, mask = paste_back(driving_frames[i:i + 1], generated[i:i + 1], matrices[i:i + 1], feather)
+            out.append(image)
+            masks.append(mask)
+            progress(i + 1, n)
         return (torch.cat(out), torch.cat(masks))

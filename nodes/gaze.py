@@ -7,6 +7,7 @@ import torch
 from mimaface_core.motion.extract import extract_image_motion
 from mimaface_core.motion.gaze import adjust_gaze, gaze_of
 
+from . import _comfy
 from .images import frames_of
 from .wires import CATEGORY, GAZE, MODEL, MOTION, GazeSequence
 
@@ -44,10 +45,15 @@ class GazeEmbed:
         if motion is not None:
             gaze = gaze_of(motion.coeffs)
         elif crops is not None:
-            with model.on_device() as m:
-                detector = model.make_detector()
-                gaze = torch.cat([gaze_of(extract_image_motion(f, detector, m.d3dfr, as_crop=None, what=f"crop {i}").coeffs)
-                                  for i, f in enumerate(frames_of(crops, "crops"))])
+            frames = frames_of(crops, "crops")
+            progress = _comfy.Progress(len(frames))
+            parts = []
+            with model.use("face") as m:
+                for i, f in enumerate(frames):
+                    parts.append(gaze_of(extract_image_motion(f, m.detector, m.d3dfr, as_crop=None,
+                                                              what=f"crop {i}").coeffs))
+                    progress(i + 1, len(frames))
+            gaze = torch.cat(parts)
         else:
             raise ValueError("Gaze Embed needs a motion or crops input: connect one of them.")
         if method == "first_frame":

@@ -12,7 +12,7 @@ from .wires import CATEGORY, MODEL, ModelHandle
 
 RELEASED_UNET = "(MIMAFace UNet)"
 NO_FILE = "(none)"
-WEIGHTS_VAE = "(sd-vae-ft-mse in the weights folder)"
+WEIGHTS_VAE = "(sd-vae-ft-mse in the weights folder)"  # loaded when present; a core VAE wire can replace it
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -46,23 +46,41 @@ class LoadMIMAFaceModel:
                                      "from (v1-5-pruned-emaonly); needed by add_difference."}),
             "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05,
                                    "tooltip": "add_difference only: how much of the MIMAFace difference is added."}),
-            "vae": ([WEIGHTS_VAE] + _comfy.list_files("vae"), {"tooltip": "VAE that encodes the renders (the release "
-                    "uses sd-vae-ft-mse). Decode the sampler's LATENT with the same VAE in a VAE Decode node."}),
+            "vae": ([WEIGHTS_VAE] + _comfy.list_files("vae"), {"tooltip": "VAE that encodes the renders when no core "
+                    "VAE is wired into the ICA Clip Sampler (the release uses sd-vae-ft-mse). Best: one VAE Loader "
+                    "wired into both the sampler and VAE Decode."}),
             "precision": (list(PRECISIONS), {"default": "auto", "tooltip": "auto: fp16 or bf16 where the GPU supports "
                           "it, fp32 on CPU. The 3DMM and identity networks always run in fp32."}),
             "detector": (["mtcnn", "mediapipe"], {"default": "mtcnn", "tooltip": "mtcnn reproduces the released crops "
                          "exactly. mediapipe (optional install) only approximates them: about 3-4% scale and 6-7 px "
                          "centre difference on photos, more on squashed non-square videos."}),
+        }, "optional": {
+            "base_model": ("MODEL", {"tooltip": "A custom SD1.5 base as a core MODEL (Load Checkpoint, then any LoRA "
+                           "loaders): its UNet with the LoRAs applied is merged in with `merge` (instead of "
+                           "base_checkpoint)."}),
+            "reference_model": ("MODEL", {"tooltip": "The SD1.5 reference for add_difference as a core MODEL (instead "
+                                "of reference_checkpoint)."}),
         }}
 
-    def load(self, weights, mode, base_checkpoint, merge, reference_checkpoint, strength, vae, precision, detector):
+    def load(self, weights, mode, base_checkpoint, merge, reference_checkpoint, strength, vae, precision, detector,
+             base_model=None, reference_model=None):
         compute, offload = _comfy.torch_device(), _comfy.offload_device()
         dtype = _comfy.auto_dtype(compute) if precision == "auto" else _DTYPES[precision]
         base = None
-        if base_checkpoint != RELEASED_UNET:
-            reference = None if reference_checkpoint == NO_FILE else _comfy.file_path("checkpoints", reference_checkpoint)
-            base = BaseCheckpoint(_comfy.file_path("checkpoints", base_checkpoint), merge, reference, strength)
+        if base_model is not None and base_checkpoint != RELEASED_UNET:
+            raise ValueError(f"base_model is connected and base_checkpoint is {base_checkpoint!r}: use one of them "
+                             f"(set base_checkpoint to {RELEASED_UNET!r} to merge the MODEL wire).")
+        if base_model is not None or base_checkpoint != RELEASED_UNET:
+            if reference_model is not None:
+                reference = _comfy.patched_unet_state(reference_model, "reference_model")
+            elif reference_checkpoint != NO_FILE:
+                reference = _comfy.file_path("checkpoints", reference_checkpoint)
+            else:
+                reference = None
+            source = _comfy.patched_unet_state(base_model, "base_model") if base_model is not None else \
+                _comfy.file_path("checkpoints", base_checkpoint)
+            base = BaseCheckpoint(source, merge, reference, strength, name="base_model (MODEL wire)",
+                                  reference_name="reference_model (MODEL wire)")
         vae_path = None if vae == WEIGHTS_VAE else _comfy.file_path("vae", vae)
         model = load_mimaface(_comfy.weight_folder(weights), mode=mode, device=offload, dtype=dtype, vae=vae_path, base=base)
-        model.require_vae()
         return (ModelHandle(model, detector, compute, offload),)

@@ -55,8 +55,8 @@ class ExtractMotion:
         def keep(i, crop):
             crops[i] = crop
 
-        with model.on_device() as m:
-            detector = model.make_detector()
+        with model.use("face") as m:
+            detector = m.detector
             if len(frames) == 1:
                 what = "image"
                 motion = extract_image_motion(frames[0], detector, m.d3dfr, face, keep, crop_mode == AS_IS, what)

@@ -46,7 +46,7 @@ class RenderCoeffImage:
         blended = retarget(source_motion.coeffs[:1], driving_motion.coeffs, pose_mode, expression_scale, smoothing)
         renders, masks = [], []
         progress = _comfy.Progress(len(blended))
-        with model.on_device() as m:
+        with model.use("bfm") as m:
             for start in range(0, len(blended), CHUNK):
                 r, k = render_motion(m.bfm, blended[start:start + CHUNK], driving_motion.m256_inv[start:start + CHUNK],
                                      out_device="cpu")

@@ -1,21 +1,28 @@
-"""ICA Clip Sampler."""
+"""ICA Clip Sampler: a thin node over ``mimaface_core.sampling.animation.animate_latents``."""
 
 from __future__ import annotations
 
 import torch
 
-from mimaface_core.animate import encode_renders, mia_context
-from mimaface_core.mia import clip_context
-from mimaface_core.sampling import SamplingOptions, sample_image, sample_video
-from mimaface_core.sampling.clips import CLIP_LENGTH, MAX_CLIP_LENGTH, OVERLAP, plan_clips
+from mimaface_core.sampling import SamplingOptions
+from mimaface_core.sampling.animation import animate_latents
+from mimaface_core.sampling.clips import CLIP_LENGTH, MAX_CLIP_LENGTH, OVERLAP
+from mimaface_core.sampling.conditioning import ClipConditioner, SourceAppearance
 from mimaface_core.schedulers import SCHEDULER_NAMES
-from mimaface_core.vae import VAE_SCALING_FACTOR
+from mimaface_core.vae import VAE_SCALING_FACTOR, encode_renders
 
 from . import _comfy
 from .images import image_to_signed
 from .wires import APPEARANCE, CATEGORY, MODEL
 
 NOISE_MODES = ("same_every_clip", "fresh_per_clip")
+_ENCODE_CHUNK = 1  # one frame at a time: progress and Cancel per frame
+
+
+def float32_copy(module):
+    import copy
+
+    return lambda: copy.deepcopy(module).float()
 
 
 class ICAClipSampler:
@@ -46,47 +53,57 @@ class ICAClipSampler:
             "clip_length": ("INT", {"default": CLIP_LENGTH, "min": 2, "max": MAX_CLIP_LENGTH,
                                     "tooltip": "Frames per clip (12 released; at most 32)."}),
             "overlap": ("INT", {"default": OVERLAP, "min": 0, "max": MAX_CLIP_LENGTH - 1,
-                                "tooltip": "Frames carried from one clip to the next (ICA; 3 released)."}),
+                                "tooltip": "Frames carried from one clip to the next (ICA; 3 released). Must be "
+                                "smaller than clip_length."}),
             "noise": (list(NOISE_MODES), {"default": NOISE_MODES[0], "tooltip": "same_every_clip: every clip starts "
                       "from the same seeded noise (released). fresh_per_clip: new noise for each clip."}),
+        }, "optional": {
+            "vae": ("VAE", {"tooltip": "A core VAE (VAE Loader) to encode the renders with; use the same one in VAE "
+                    "Decode (sd-vae-ft-mse). Without it the VAE of Load MIMAFace Model encodes them."}),
         }}
 
-    def sample(self, model, appearance, render, seed, steps, cfg, scheduler, clip_length, overlap, noise):
+    @classmethod
+    def VALIDATE_INPUTS(cls, clip_length=None, overlap=None, **_):
+        if clip_length is not None and overlap is not None and overlap >= clip_length:
+            return (f"overlap ({overlap}) must be smaller than clip_length ({clip_length}): each clip carries "
+                    "overlap frames from the previous one and needs at least one new frame.")
+        return True
+
+    def sample(self, model, appearance, render, seed, steps, cfg, scheduler, clip_length, overlap, noise, vae=None):
         blended = appearance.blended
         if len(render) != len(blended):
             raise ValueError(f"render has {len(render)} frames but the appearance {len(blended)}: "
                              "connect the outputs of the same Render Coeff Image run.")
+        valid = self.VALIDATE_INPUTS(clip_length=clip_length, overlap=overlap)
+        if valid is not True:
+            raise ValueError(valid)
         options = SamplingOptions(steps, cfg, scheduler, seed, "same" if noise == NOISE_MODES[0] else "fresh",
                                   clip_length, overlap)
-        with model.on_device() as m:
-            latents = self._run(m, appearance, render, options)
-            if not torch.isfinite(latents).all() and m.dtype != torch.float32:
-                print(f"[MIMAFace] {m.dtype} sampling gave NaN/inf values; running again in float32.")
-                m.to(m.device, torch.float32)
-                latents = self._run(m, appearance, render, options)
-        return ({"samples": latents / VAE_SCALING_FACTOR},)
+        n = len(blended)
+        video = model.model.mode == "video"
+        progress = _comfy.Progress(n)
+        latents = self._encode_renders(model, render, vae, progress)
+        progress = _comfy.Progress(1)
+        with model.use("denoiser", "mim") as m:
+            conditioner = ClipConditioner(m.mim, SourceAppearance(appearance.tokens, appearance.identity), blended,
+                                          lambda index: latents[list(index)], video)
+            out = [lat for _, lat, _ in animate_latents(
+                m.denoiser, conditioner, options, video=video, on_progress=progress,
+                fp32_unet=float32_copy(m.denoiser), fp32_conditioner=conditioner.in_float32)]
+        return ({"samples": torch.cat(out) / VAE_SCALING_FACTOR},)
 
     @staticmethod
-    def _run(m, appearance, render, options):
-        vae = m.require_vae()
-        n = len(appearance.blended)
-        if m.mode == "image":
-            progress = _comfy.Progress(n * options.steps)
-            out = []
-            for i in range(n):
-                context = mia_context(m, appearance.tokens, appearance.identity, appearance.blended[i:i + 1])
-                lat = encode_renders(vae, image_to_signed(render[i:i + 1]))
-                out.append(sample_image(m.denoiser, lat, context, options,
-                                        on_step=lambda d, t, i=i: progress(i * options.steps + d, n * options.steps)).cpu())
+    def _encode_renders(model, render, vae, progress):
+        """Render latents of every frame (× 0.18215), before the UNet is loaded: with the core VAE
+        (its posterior mean, as ComfyUI's VAE Encode) or ours. Progress and Cancel per chunk."""
+        n, out = len(render), []
+        if vae is not None:
+            for start in range(0, n, _ENCODE_CHUNK):
+                out.append(vae.encode(render[start:start + _ENCODE_CHUNK, :, :, :3]).float().cpu() * VAE_SCALING_FACTOR)
+                progress(min(start + _ENCODE_CHUNK, n), n)
             return torch.cat(out)
-        total = len(plan_clips(n, options.clip_length, options.overlap, options.skip_unused_clips)) * options.steps
-        progress = _comfy.Progress(total)
-
-        def clip_inputs(clip):
-            index = list(clip.frames)
-            context = clip_context(mia_context(m, appearance.tokens, appearance.identity, appearance.blended[index]))
-            return encode_renders(vae, image_to_signed(render[index])), context
-
-        kept = [latents[list(clip.keep)].cpu()
-                for clip, latents in sample_video(m.denoiser, n, clip_inputs, options, on_step=progress)]
-        return torch.cat(kept)
+        with model.use("vae") as m:
+            for start in range(0, n, _ENCODE_CHUNK):
+                out.append(encode_renders(m.vae, image_to_signed(render[start:start + _ENCODE_CHUNK])).cpu())
+                progress(min(start + _ENCODE_CHUNK, n), n)
+        return torch.cat(out)

@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from mimaface_core.weights.loader import MIMAFaceModel
 
@@ -21,9 +22,69 @@ APPEARANCE = "MIMAFACE_APPEARANCE"
 CATEGORY = "MIMAFace"
 
 
-@dataclass
+class MIMAFaceFace(nn.ModuleDict):
+    """Face detector networks (MTCNN), D3DFR and CurricularFace: Extract 3DMM Motion, Gaze Embed
+    and MIA Appearance Encode load this group."""
+
+
+class MIMAFaceCLIP(nn.ModuleDict):
+    """The CLIP appearance encoder (MIA Appearance Encode)."""
+
+
+class MIMAFaceMIM(nn.ModuleDict):
+    """The MIA module (ICA Clip Sampler)."""
+
+
+class MIMAFaceDenoiser(nn.ModuleDict):
+    """The UNet with its motion modules (ICA Clip Sampler)."""
+
+
+class MIMAFaceVAE(nn.ModuleDict):
+    """Our VAE for the renders when no core VAE is wired (ICA Clip Sampler)."""
+
+
+class MIMAFaceBFM(nn.ModuleDict):
+    """The BFM09 face model (Render Coeff Image)."""
+
+
+GROUPS = {"face": MIMAFaceFace, "clip": MIMAFaceCLIP, "mim": MIMAFaceMIM, "denoiser": MIMAFaceDenoiser,
+          "vae": MIMAFaceVAE, "bfm": MIMAFaceBFM}
+
+
+class Loaded:
+    """What :meth:`ModelHandle.use` yields: the networks of the loaded groups, where they are now.
+
+    Attributes (those of the groups asked for): detector, d3dfr, identity_encoder (face);
+    appearance_encoder (clip); mim; denoiser; vae; bfm (a BFM09Model view of the buffers); mode.
+    """
+
+    def __init__(self, handle: "ModelHandle", groups: tuple[str, ...]):
+        m = handle.model
+        self.mode = m.mode
+        if "face" in groups:
+            self.detector, self.d3dfr, self.identity_encoder = handle.face_detector(), m.d3dfr, m.identity_encoder
+        if "clip" in groups:
+            self.appearance_encoder = m.appearance_encoder
+        if "mim" in groups:
+            self.mim = m.mim
+        if "denoiser" in groups:
+            self.denoiser = m.denoiser
+        if "vae" in groups:
+            self.vae = m.require_vae()
+        if "bfm" in groups:
+            self.bfm = handle._group("bfm")["bfm"].model()
+
+
+@dataclass(eq=False)
 class ModelHandle:
     """What ``MIMAFACE_MODEL`` wires carry.
+
+    The networks are split into groups (:data:`GROUPS`), each wrapped once in a ComfyUI
+    ``ModelPatcher`` and loaded with ``comfy.model_management.load_models_gpu`` by the node that
+    needs it, right before use: ComfyUI counts their memory, frees other models for them, and
+    unloads them under memory pressure or on "Unload models" (POST /free). Standalone, a group is
+    moved to the compute device for the node and back to the offload device after it. Nodes never
+    change a group's dtype or weights.
 
     Attributes:
         model: every MIMAFace network of one mode (video or image), waiting on ``offload``.
@@ -35,23 +96,69 @@ class ModelHandle:
     detector: str
     compute: torch.device
     offload: torch.device
+    _groups: dict = field(default_factory=dict, repr=False)
+    _patchers: dict = field(default_factory=dict, repr=False)
+    _detector: object = field(default=None, repr=False)
+
+    def face_detector(self):
+        """The face detector, made once (MTCNN's networks belong to the "face" group)."""
+        if self._detector is None:
+            from mimaface_core.face.detectors import make_detector
+
+            self._detector = make_detector(self.detector, device=self.offload, models_dir=_comfy.mediapipe_dir())
+        return self._detector
+
+    def _group(self, name: str) -> nn.ModuleDict:
+        if name not in self._groups:
+            m = self.model
+            if name == "face":
+                parts = {"d3dfr": m.d3dfr, "identity_encoder": m.identity_encoder}
+                networks = getattr(self.face_detector(), "networks", None)
+                if networks is not None:
+                    parts.update({f"detector_{k}": v for k, v in networks().items()})
+            elif name == "clip":
+                parts = {"appearance_encoder": m.appearance_encoder}
+            elif name == "mim":
+                parts = {"mim": m.mim}
+            elif name == "denoiser":
+                parts = {"denoiser": m.denoiser}
+            elif name == "vae":
+                parts = {"vae": m.require_vae()}
+            elif name == "bfm":
+                parts = {"bfm": m.bfm.as_module()}
+            else:
+                raise KeyError(f"unknown MIMAFace model group {name!r}; one of {list(GROUPS)}.")
+            self._groups[name] = GROUPS[name](parts)
+        return self._groups[name]
+
+    def patcher(self, name: str):
+        """The ComfyUI ModelPatcher of a group (None standalone)."""
+        if name not in self._patchers:
+            self._patchers[name] = _comfy.model_patcher(self._group(name), self.compute, self.offload)
+        return self._patchers[name]
 
     @contextmanager
-    def on_device(self):
-        """Move the model to the compute device for the duration of a node, then offload it."""
-        self.model.to(self.compute)
+    def use(self, *groups: str):
+        """Load the named groups on the compute device for the duration of a node.
+
+        In ComfyUI they stay loaded afterwards (ComfyUI decides when to offload); standalone
+        they go back to the offload device.
+        """
+        modules = [self._group(g) for g in groups]
+        patchers = [self.patcher(g) for g in groups]
+        hosted = all(p is not None for p in patchers)
+        if hosted:
+            _comfy.load_models(patchers)
+        else:
+            for module in modules:
+                module.to(self.compute)
         try:
-            yield self.model
+            yield Loaded(self, groups)
         finally:
-            if self.offload != self.compute:
-                self.model.to(self.offload)
+            if not hosted and self.offload != self.compute:
+                for module in modules:
+                    module.to(self.offload)
                 _comfy.free_memory()
-
-    def make_detector(self):
-        """A fresh detector on the compute device (mediapipe models in ``models/mediapipe``)."""
-        from mimaface_core.face.detectors import make_detector
-
-        return make_detector(self.detector, device=self.model.device, models_dir=_comfy.mediapipe_dir())
 
 
 @dataclass

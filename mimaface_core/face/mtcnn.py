@@ -163,8 +163,16 @@ class MTCNNDetector:
     def __init__(self, weights: str | Path | None = None, device="cpu", min_face_size: int = MIN_FACE_SIZE,
                  thresholds: tuple[float, float, float] = THRESHOLDS, factor: float = SCALE_FACTOR):
         self.pnet, self.rnet, self.onet = load_mtcnn_networks(weights, device)
-        self.device = torch.device(device)
         self.min_face_size, self.thresholds, self.factor = min_face_size, thresholds, factor
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks are (they may be moved, e.g. by ComfyUI's model manager)."""
+        return next(self.pnet.parameters()).device
+
+    def networks(self) -> dict[str, torch.nn.Module]:
+        """The three networks by name, for a host that moves models between devices."""
+        return {"pnet": self.pnet, "rnet": self.rnet, "onet": self.onet}
 
     @torch.inference_mode()
     def detect(self, rgb: np.ndarray) -> Detections:

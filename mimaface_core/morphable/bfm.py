@@ -50,6 +50,23 @@ class BFM09Model:
         """A copy with every tensor on ``device``."""
         return BFM09Model(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
+    def as_module(self) -> "BFM09Buffers":
+        """The tensors as buffers of a module (for hosts that move modules between devices)."""
+        return BFM09Buffers(self)
+
+
+class BFM09Buffers(torch.nn.Module):
+    """A :class:`BFM09Model` held as module buffers; :meth:`model` gives the dataclass view of
+    wherever the buffers are now (no copy)."""
+
+    def __init__(self, bfm: BFM09Model):
+        super().__init__()
+        for f in fields(bfm):
+            self.register_buffer(f.name, getattr(bfm, f.name))
+
+    def model(self) -> BFM09Model:
+        return BFM09Model(**{f.name: getattr(self, f.name) for f in fields(BFM09Model)})
+
 
 def load_bfm09(path: str | Path) -> BFM09Model:
     """Load ``BFM09_model_info.mat``.

@@ -7,6 +7,7 @@ scheduler), 4..7 the render latents, 8..11 the ICA latents, 12 the ICA mask (§5
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -17,7 +18,10 @@ from ..errors import SamplingCancelled
 from ..schedulers import SCHEDULER_NAMES, make_scheduler
 from .clips import CLIP_LENGTH, OVERLAP, Clip, plan_clips
 
+log = logging.getLogger(__name__)
 NOISE_MODES = ("same", "fresh")
+#: Makes a float32 copy of the UNet for the NaN fallback (the caller's model is never changed).
+Float32Copy = Callable[[], torch.nn.Module]
 #: Called after every denoising step as ``on_step(done, total)`` across all clips.
 StepCallback = Callable[[int, int], None]
 
@@ -72,6 +76,25 @@ class _Steps:
         if self.on_step is not None:
             self.on_step(self.done, self.total)
 
+    def add(self, steps: int):
+        """More steps than planned (a clip sampled again by the float32 fallback)."""
+        self.total += steps
+
+
+def _finite(*tensors: torch.Tensor) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _fallback_unet(unet: torch.nn.Module, fp32_unet: Float32Copy | None, what: str) -> torch.nn.Module | None:
+    """The float32 UNet to sample ``what`` again with, or None when there is nothing to fall back to."""
+    dtype = next(unet.parameters()).dtype
+    if dtype == torch.float32 or fp32_unet is None:
+        return None
+    log.warning("MIMAFace: %s gave NaN/inf values in %s; sampling it again in float32 on a temporary copy of the "
+                "UNet (the loaded model stays %s).", what, str(dtype).replace("torch.", ""),
+                str(dtype).replace("torch.", ""))
+    return fp32_unet()
+
 
 def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor, context: torch.Tensor,
             options: SamplingOptions, steps: _Steps | None = None) -> torch.Tensor:
@@ -124,13 +147,17 @@ def _noise(shape: tuple[int, ...], options: SamplingOptions, generator: torch.Ge
 
 def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: torch.Tensor,
                  options: SamplingOptions = SamplingOptions(), on_step: StepCallback | None = None,
-                 cancel: Callable[[], bool] | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+                 cancel: Callable[[], bool] | None = None, noise: torch.Tensor | None = None,
+                 fp32_unet: Float32Copy | None = None, steps: "_Steps | None" = None) -> torch.Tensor:
     """Image mode (spec §1.4): the 2D UNet, channels 8..12 zero.
 
     Args:
         render_latents: (1, 4, h, w) render latents (×0.18215).
         context: (1, 264, 768) MIM output of the single frame.
         noise: optional (1, 4, h, w) unit noise (default: drawn from ``options.seed``).
+        fp32_unet: makes a float32 copy of the UNet; with a float16/bfloat16 UNet, a result with
+            NaN/inf values is sampled again on that copy (logged).
+        steps: a shared step counter (several images in one progress bar).
 
     Returns:
         (1, 4, h, w) float32 final latents.
@@ -139,8 +166,15 @@ def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: t
     if noise is None:
         noise = _noise((1, LATENT_CHANNELS, h, w), options, None)
     condition = torch.cat([render_latents.float(), torch.zeros(1, LATENT_CHANNELS + 1, h, w)], dim=1)
-    steps = _Steps(options.steps, on_step, cancel)
-    return denoise(unet, noise, condition, context, options, steps)
+    steps = steps or _Steps(options.steps, on_step, cancel)
+    latents = denoise(unet, noise, condition, context, options, steps)
+    if not _finite(latents):
+        unet32 = _fallback_unet(unet, fp32_unet, "the image")
+        if unet32 is not None:
+            steps.add(options.steps)
+            latents = denoise(unet32, noise, condition, context.float(), options, steps)
+            del unet32
+    return latents
 
 
 ClipInputs = Callable[[Clip], "tuple[torch.Tensor, torch.Tensor]"]
@@ -149,7 +183,8 @@ ClipInputs = Callable[[Clip], "tuple[torch.Tensor, torch.Tensor]"]
 def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs,
                  options: SamplingOptions = SamplingOptions(), on_step: StepCallback | None = None,
                  cancel: Callable[[], bool] | None = None,
-                 noise: torch.Tensor | None = None) -> Iterator[tuple[Clip, torch.Tensor]]:
+                 noise: torch.Tensor | None = None, fp32_unet: Float32Copy | None = None,
+                 fp32_inputs: ClipInputs | None = None) -> Iterator[tuple[Clip, torch.Tensor]]:
     """The ICA clip loop (spec §1.3 steps 4–5, §6.4), one clip at a time.
 
     Args:
@@ -162,6 +197,10 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
         on_step: progress across all clips, ``on_step(done, total)``.
         cancel: returns True to stop; checked before every step (stops within one step).
         noise: optional (1, 4, F, h, w) unit noise used for every clip instead of drawing it.
+        fp32_unet: makes a float32 copy of the UNet; with a float16/bfloat16 UNet, a clip whose
+            latents hold NaN/inf is sampled again on that copy (logged; only that clip).
+        fp32_inputs: the clip's inputs computed in float32, used by that fallback when the
+            clip's own render latents or context are not finite.
 
     Yields:
         (clip, latents) with latents (F, 4, h, w) float32 on the UNet's device; the frames to
@@ -176,15 +215,30 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
     steps = _Steps(len(clips) * options.steps, on_step, cancel)
     generator = torch.Generator("cpu").manual_seed(options.seed) if options.noise == "fresh" else None
     previous = None
-    for clip in clips:
-        render_latents, context = clip_inputs(clip)
+
+    def condition_of(render_latents):
         f, _, h, w = render_latents.shape
         condition = torch.zeros(1, 2 * LATENT_CHANNELS + 1, f, h, w)
         condition[0, :LATENT_CHANNELS] = render_latents.float().cpu().transpose(0, 1)
         if previous is not None and options.overlap:
             condition[0, LATENT_CHANNELS:2 * LATENT_CHANNELS, :options.overlap] = previous[-options.overlap:].cpu().transpose(0, 1)
             condition[0, 2 * LATENT_CHANNELS, :options.overlap] = 1
+        return condition
+
+    for clip in clips:
+        render_latents, context = clip_inputs(clip)
+        f, _, h, w = render_latents.shape
+        condition = condition_of(render_latents)
         start_noise = noise if noise is not None else _noise((1, LATENT_CHANNELS, f, h, w), options, generator)
         latents = denoise(unet, start_noise, condition, context, options, steps)[0].transpose(0, 1)
+        if not _finite(latents):
+            unet32 = _fallback_unet(unet, fp32_unet, f"clip {clip.index}")
+            if unet32 is not None:
+                if fp32_inputs is not None and not _finite(render_latents, context):
+                    render_latents, context = fp32_inputs(clip)
+                    condition = condition_of(render_latents)
+                steps.add(options.steps)
+                latents = denoise(unet32, start_noise, condition, context.float(), options, steps)[0].transpose(0, 1)
+                del unet32
         previous = latents
         yield clip, latents

@@ -19,6 +19,7 @@ same keys without the prefix), converted with diffusers' ``convert_ldm_unet_chec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,16 +40,21 @@ class BaseCheckpoint:
     """A custom base checkpoint and how to merge it.
 
     Attributes:
-        path: SD1.5 single-file checkpoint (.safetensors preferred).
+        path: SD1.5 single-file checkpoint (.safetensors preferred), or an SD1.5 UNet state dict
+            in the LDM layout (e.g. a ComfyUI MODEL wire with its LoRA patches applied).
         merge: "add_difference" or "swap".
-        reference: the SD1.5 reference checkpoint (v1-5), required by "add_difference".
+        reference: the SD1.5 reference checkpoint (v1-5) as a file or state dict, required by
+            "add_difference".
         strength: multiplier of the MIMAFace difference in "add_difference" (1.0 = full).
+        name / reference_name: how a state dict is named in messages (files are named by path).
     """
 
-    path: Path
+    path: Path | Mapping[str, torch.Tensor]
     merge: str = "add_difference"
-    reference: Path | None = None
+    reference: Path | Mapping[str, torch.Tensor] | None = None
     strength: float = 1.0
+    name: str = "base model"
+    reference_name: str = "reference model"
 
     def __post_init__(self):
         if self.merge not in MERGE_MODES:
@@ -60,18 +66,24 @@ class BaseCheckpoint:
             )
 
 
-def read_sd15_unet(path: str | Path, config: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Read the UNet of an SD1.5 single-file checkpoint, in diffusers names, as float32.
+def read_sd15_unet(path: str | Path | Mapping[str, torch.Tensor], config: dict[str, Any],
+                   name: str = "base model") -> dict[str, torch.Tensor]:
+    """Read the UNet of an SD1.5 single-file checkpoint (or state dict), in diffusers names, as float32.
 
     Args:
-        path: LDM-layout checkpoint; UNet keys with or without ``model.diffusion_model.``.
+        path: LDM-layout checkpoint or state dict; UNet keys with or without ``model.diffusion_model.``.
         config: the MIMAFace 2D UNet config (block layout used by the converter).
+        name: what a state dict is called in messages.
 
     Raises:
         WeightFileError: no SD1.5 UNet in the file.
         WeightMismatchError: UNet keys the converter does not know (not SD1.5: SD2, SDXL, …).
     """
-    state = read_state_dict(path, "base checkpoint")
+    if isinstance(path, Mapping):
+        state = dict(path)
+        path = name
+    else:
+        state = read_state_dict(path, "base checkpoint")
     if not any(k.startswith(LDM_UNET_KEY) for k in state):
         if any(k.startswith("input_blocks.") for k in state):
             state = {LDM_UNET_KEY + k: v for k, v in state.items()}
@@ -147,10 +159,12 @@ def merge_base_checkpoint(
             another size; the message names the file.
     """
     expected = _expected_sd15(mimaface)
-    base_state = read_sd15_unet(base.path, config)
-    check_state_dict(base_state, expected, file=base.path, component=SD15_COMPONENT, identify=False)
+    base_name = base.name if isinstance(base.path, Mapping) else base.path
+    base_state = read_sd15_unet(base.path, config, base.name)
+    check_state_dict(base_state, expected, file=base_name, component=SD15_COMPONENT, identify=False)
     if base.merge == "swap":
         return swap(mimaface, base_state)
-    reference = read_sd15_unet(base.reference, config)
-    check_state_dict(reference, expected, file=base.reference, component=SD15_COMPONENT, identify=False)
+    ref_name = base.reference_name if isinstance(base.reference, Mapping) else base.reference
+    reference = read_sd15_unet(base.reference, config, base.reference_name)
+    check_state_dict(reference, expected, file=ref_name, component=SD15_COMPONENT, identify=False)
     return add_difference(mimaface, base_state, reference, base.strength)
