@@ -244,7 +244,8 @@ def patched_unet_state(model, what: str) -> dict[str, torch.Tensor]:
         raise ValueError(f"{what}: the MODEL is {kind} ({type(config).__module__}.{kind}); MIMAFace merges only "
                          "SD1.5 UNets (SD2, SDXL and other architectures cannot be combined with it).")
     mm = _model_management()
-    mm.load_models_gpu([model], force_patch_weights=True, force_full_load=True)
+    if mm is not None:  # apply the patches to the weights (ComfyUI restores the originals on unload)
+        mm.load_models_gpu([model], force_patch_weights=True, force_full_load=True)
     return {k: v.detach().to("cpu", torch.float32, copy=True)
             for k, v in model.model.diffusion_model.state_dict().items()}
 

@@ -262,12 +262,50 @@ class _Video:
         self.path = Path(path)
 
 
+class _StandInModel:
+    """The parts of a ComfyUI ModelPatcher that Load MIMAFace Model reads from a MODEL wire."""
+
+    def __init__(self, unet_state):
+        state = unet_state
+
+        class SD15:  # the name ComfyUI's model_config class has for SD1.5
+            pass
+
+        class DiffusionModel:
+            def state_dict(self):
+                return state
+
+        class Model:
+            model_config = SD15()
+            diffusion_model = DiffusionModel()
+
+        self.model = Model()
+
+
+class _StandInVAE:
+    """ComfyUI's VAE interface over the tiny diffusers VAE: encode takes IMAGE pixels in [0, 1] and
+    gives the UNSCALED posterior mean, decode takes unscaled latents (as ComfyUI's VAE does)."""
+
+    def __init__(self, vae):
+        self.vae = vae
+
+    def encode(self, pixels):
+        with torch.inference_mode():
+            x = pixels[..., :3].movedim(-1, 1).to(self.vae.dtype) * 2 - 1
+            return self.vae.encode(x).latent_dist.mean.float()
+
+    def decode(self, latents):
+        with torch.inference_mode():
+            x = self.vae.decode(latents.to(self.vae.dtype)).sample
+        return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1)
+
+
 class CoreStandIns:
     """The core nodes the workflows use, small enough for tests; what the "save" nodes received is
     kept in ``saved`` (node id → dict)."""
 
-    def __init__(self, vae_folder: Path, frames: int):
-        self.vae_folder, self.frames, self.saved = vae_folder, frames, {}
+    def __init__(self, vae_folder: Path, frames: int, models: Path | None = None):
+        self.vae_folder, self.frames, self.saved, self.models = vae_folder, frames, {}, models
         self._vae = None
 
     def LoadImage(self, image):
@@ -298,14 +336,11 @@ class CoreStandIns:
         from mimaface_core.vae import load_vae
 
         if self._vae is None:
-            self._vae = load_vae(self.vae_folder)
+            self._vae = _StandInVAE(load_vae(self.vae_folder))
         return (self._vae,)
 
     def VAEDecode(self, samples, vae):
-        # LATENT holds unscaled SD latents and ComfyUI's VAE Decode does not rescale: decode as is
-        with torch.inference_mode():
-            x = vae.decode(samples["samples"].to(vae.dtype)).sample
-        return (((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1),)
+        return (vae.decode(samples["samples"]),)
 
     def CreateVideo(self, images, fps, audio=None):
         return ({"images": images, "fps": fps, "audio": audio},)
@@ -313,6 +348,19 @@ class CoreStandIns:
     def SaveVideo(self, video, filename_prefix, format, codec, _id=None):
         self.saved[_id] = {**video, "prefix": filename_prefix}
         return ()
+
+    def CheckpointLoaderSimple(self, ckpt_name):
+        """A MODEL-like object over the UNet of a checkpoint in models/checkpoints (ComfyUI's real
+        loader and LoRA patching run in the ComfyUI integration tests)."""
+        from safetensors.torch import load_file
+
+        state = load_file(str(self.models / "checkpoints" / ckpt_name))
+        prefix = "model.diffusion_model."
+        unet = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        return (_StandInModel(unet), None, None)
+
+    def LoraLoaderModelOnly(self, model, lora_name, strength_model):
+        return (model,)  # stand-in: no LoRA file in these tests
 
     def SaveImage(self, images, filename_prefix, _id=None):
         self.saved[_id] = {"images": images, "prefix": filename_prefix}
@@ -367,8 +415,9 @@ def models_dir(animate_root, released_root, sadtalker_combined, tmp_path_factory
     (models / "mimaface" / "MIMAFace").symlink_to(animate_root, target_is_directory=True)
     (models / "checkpoints").mkdir()
     config, _, _ = read_pretrained_unet(released_root / "checkpoints/image/pretrained_unet")
-    names = sorted({v for p in WORKFLOWS for n in _nodes_of(wg.load_workflow(p), "MIMAFaceLoadModel")
-                    for v in wg.widget_values(n, DEFS["MIMAFaceLoadModel"]).values()
+    names = sorted({v for p in WORKFLOWS for t in ("MIMAFaceLoadModel", "CheckpointLoaderSimple")
+                    for n in _nodes_of(wg.load_workflow(p), t)
+                    for v in wg.widget_values(n, DEFS[t]).values()
                     if isinstance(v, str) and v.endswith(".safetensors")})
     assert names == ["my_sd15_checkpoint.safetensors", "v1-5-pruned-emaonly.safetensors"]
     for seed, name in enumerate(names, 1):
@@ -385,7 +434,7 @@ def models_dir(animate_root, released_root, sadtalker_combined, tmp_path_factory
 def comfy_env(models_dir, tmp_path, monkeypatch, animate_root):
     monkeypatch.setenv("MIMAFACE_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("MIMAFACE_OUTPUT_DIR", str(tmp_path / "output"))
-    return CoreStandIns(animate_root / "sd-vae-ft-mse", FRAMES)
+    return CoreStandIns(animate_root / "sd-vae-ft-mse", FRAMES, models_dir)
 
 
 def _by_title(api: dict, title: str) -> str:

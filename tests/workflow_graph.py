@@ -48,7 +48,7 @@ FILE_COMBOS = frozenset({
     ("MIMAFaceLoadModel", "weights"), ("MIMAFaceLoadModel", "base_checkpoint"),
     ("MIMAFaceLoadModel", "reference_checkpoint"), ("MIMAFaceLoadModel", "vae"),
     ("MIMAFaceLoadMotion", "motion_file"), ("VAELoader", "vae_name"), ("CheckpointLoaderSimple", "ckpt_name"),
-    ("MIMAFaceAudioToMotion", "audio_weights"),
+    ("MIMAFaceAudioToMotion", "audio_weights"), ("LoraLoaderModelOnly", "lora_name"),
 })
 
 
