@@ -5,7 +5,8 @@ weight compatibility with the released checkpoints. Entry point: :func:`load_mim
 """
 
 from .errors import MIMAFaceError, MissingWeightFileError, UnsafeWeightFileError, WeightFileError, WeightMismatchError
-from .weights import BaseCheckpoint, MIMAFaceModel, load_mimaface
+
+_LAZY = {"BaseCheckpoint": ".weights.base_merge", "MIMAFaceModel": ".weights.loader", "load_mimaface": ".weights.loader"}
 
 __all__ = [
     "BaseCheckpoint",
@@ -17,3 +18,13 @@ __all__ = [
     "WeightMismatchError",
     "load_mimaface",
 ]
+
+
+def __getattr__(name):  # PEP 562: the heavy modules (diffusers, transformers) load on first use
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 
 def add_parser(sub) -> None:
     """Register the ``animate`` subcommand on an argparse subparsers object."""
-    from .audio.weights import COMBINED_FILE, SNAPSHOT_SUBFOLDER
     from .sampling.clips import CLIP_LENGTH, OVERLAP
     from .schedulers import SCHEDULER_NAMES
+    from .weights.layout import SADTALKER_FILE as COMBINED_FILE
+    from .weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
 
     p = sub.add_parser("animate", help="animate a portrait with a driving video, image or sound file",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -293,7 +294,8 @@ def _run_audio(args: argparse.Namespace) -> None:
     from .animate import iter_animate, to_uint8
     from .audio import FPS, find_audio_weights, load_audio, load_audio_networks, probe_audio
     from .audio.motion import audio_motion
-    from .audio.weights import COMBINED_FILE, SNAPSHOT_SUBFOLDER
+    from .weights.layout import SADTALKER_FILE as COMBINED_FILE
+    from .weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
     from .face.detectors import make_detector
     from .motion.extract import encode_source
     from .video_out import write_video

@@ -8,8 +8,10 @@ offered as options on the same betas.
 
 from __future__ import annotations
 
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
-from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 #: The SD1.5 training noise schedule (β = linspace(√0.00085, √0.012, 1000)²).
 SD15_BETAS = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
@@ -26,16 +28,22 @@ EULER_RELEASED = dict(
     steps_offset=1,
 )
 
+def _diffusers():
+    import diffusers
+
+    return diffusers
+
+
 _FACTORIES = {
-    "euler": lambda: EulerDiscreteScheduler(**EULER_RELEASED),
-    "ddim": lambda: DDIMScheduler(
+    "euler": lambda: _diffusers().EulerDiscreteScheduler(**EULER_RELEASED),
+    "ddim": lambda: _diffusers().DDIMScheduler(
         **SD15_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon"
     ),
-    "dpmpp_2m_karras": lambda: DPMSolverMultistepScheduler(
+    "dpmpp_2m_karras": lambda: _diffusers().DPMSolverMultistepScheduler(
         **SD15_BETAS, algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True, steps_offset=1,
         prediction_type="epsilon",
     ),
-    "unipc": lambda: UniPCMultistepScheduler(**SD15_BETAS, steps_offset=1, prediction_type="epsilon"),
+    "unipc": lambda: _diffusers().UniPCMultistepScheduler(**SD15_BETAS, steps_offset=1, prediction_type="epsilon"),
 }
 
 #: Scheduler names accepted by :func:`make_scheduler`; the first is the released default.

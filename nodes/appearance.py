@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mimaface_core.appearance import appearance_tokens
 from mimaface_core.errors import FaceNotFoundError
 from mimaface_core.face.align import align_crop
 from mimaface_core.images import to_rgb_uint8, to_signed_tensor
@@ -41,6 +40,8 @@ class MIAAppearanceEncode:
         }}
 
     def encode(self, model, source_crop, blended_motion, gaze=None, source_motion=None):
+        from mimaface_core.appearance import appearance_tokens
+
         crop = to_rgb_uint8(frames_of(source_crop, "source_crop")[0], "source_crop")
         blended = blended_motion.coeffs.float()
         if gaze is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from mimaface_core.audio import BLINK_MODES, FPS, POSE_MODES, AudioMotionOptions, audio_motion, load_audio_networks
 from mimaface_core.audio.audio2pose import NUM_POSE_STYLES
-from mimaface_core.audio.decode import speech_from_waveform
+from mimaface_core.audio.coefficients import BLINK_MODES, POSE_MODES
+from mimaface_core.audio.decode import FPS, speech_from_waveform
 
 from . import _comfy
 from .wires import CATEGORY, MOTION
@@ -18,6 +18,8 @@ _CACHE: dict = {}
 
 def _networks(choice: str):
     """SadTalker's audio networks of a combo entry, loaded once and kept on the offload device."""
+    from mimaface_core.audio.weights import load_audio_networks
+
     path = _comfy.audio_weight_path(choice)
     key = (str(path), path.stat().st_mtime_ns)
     if key not in _CACHE:
@@ -72,6 +74,8 @@ class AudioToMotion:
 
     def animate_audio(self, source_motion, audio, audio_weights, pose_mode, pose_style, blink, seed, expression_scale,
                       frame_limit, reference_motion=None):
+        from mimaface_core.audio.motion import AudioMotionOptions, audio_motion
+
         options = AudioMotionOptions(pose_mode, pose_style, blink, seed, expression_scale, frame_limit or None)
         options.check(reference_motion is not None)
         if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import torch
+import logging
 
-from mimaface_core.weights.base_merge import BaseCheckpoint
-from mimaface_core.weights.loader import load_mimaface
+import torch
 
 from . import _comfy
 from .wires import CATEGORY, MODEL, ModelHandle
 
+log = logging.getLogger(__name__)
 RELEASED_UNET = "(MIMAFace UNet)"
 NO_FILE = "(none)"
 WEIGHTS_VAE = "(sd-vae-ft-mse in the weights folder)"  # loaded when present; a core VAE wire can replace it
@@ -64,6 +64,9 @@ class LoadMIMAFaceModel:
 
     def load(self, weights, mode, base_checkpoint, merge, reference_checkpoint, strength, vae, precision, detector,
              base_model=None, reference_model=None):
+        from mimaface_core.weights.base_merge import BaseCheckpoint
+        from mimaface_core.weights.loader import load_mimaface
+
         compute, offload = _comfy.torch_device(), _comfy.offload_device()
         dtype = _comfy.auto_dtype(compute) if precision == "auto" else _DTYPES[precision]
         base = None
@@ -82,5 +85,7 @@ class LoadMIMAFaceModel:
             base = BaseCheckpoint(source, merge, reference, strength, name="base_model (MODEL wire)",
                                   reference_name="reference_model (MODEL wire)")
         vae_path = None if vae == WEIGHTS_VAE else _comfy.file_path("vae", vae)
-        model = load_mimaface(_comfy.weight_folder(weights), mode=mode, device=offload, dtype=dtype, vae=vae_path, base=base)
+        folder = _comfy.weight_folder(weights)
+        log.info("[MIMAFace] reading the %s-mode weights from %s (%s)", mode, folder, str(dtype).replace("torch.", ""))
+        model = load_mimaface(folder, mode=mode, device=offload, dtype=dtype, vae=vae_path, base=base)
         return (ModelHandle(model, detector, compute, offload),)

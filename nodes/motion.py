@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -15,6 +16,7 @@ from . import _comfy
 from .images import frames_of, to_image
 from .wires import CATEGORY, MODEL, MOTION
 
+log = logging.getLogger(__name__)
 AS_IS = "as_is_512"
 CROP_MODES = BOX_MODES + (AS_IS,)
 
@@ -67,8 +69,10 @@ class ExtractMotion:
                 motion = extract_motion(frames, detector, m.d3dfr, box_mode=crop_mode, face=face,
                                         box_smoothing=box_smoothing, progress=progress, on_crop=keep)
         if motion.missing_count:
-            print(f"[MIMAFace] {motion.missing_count} of {len(motion)} frames had no face on the crop; "
-                  "filled from their neighbours.")
+            missing = ", ".join(str(int(i)) for i in np.flatnonzero(motion.missing)[:20])
+            log.warning("[MIMAFace] %d of %d frames had no face on the crop (frames %s%s); they are filled from "
+                        "their neighbours. If there are many, use crop_mode tracked.", motion.missing_count,
+                        len(motion), missing, " ..." if motion.missing_count > 20 else "")
         return (motion, to_image(crops))
 
 

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from mimaface_core.weights.loader import MIMAFaceModel
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the loader imports diffusers: not at ComfyUI start-up
+    from mimaface_core.weights.loader import MIMAFaceModel
 
 from . import _comfy
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy.signal import savgol_filter
 
 from ..errors import SamplingCancelled
 from .audio2exp import EXP_DIM, Audio2ExpNet
@@ -132,6 +131,8 @@ def smooth_pose(pose: np.ndarray) -> np.ndarray:
     window = 13 if t >= 13 else int((t - 1) / 2) * 2 + 1
     if window <= 2:
         return pose.copy()
+    from scipy.signal import savgol_filter
+
     return savgol_filter(pose.astype(np.float64), window, 2, axis=0).astype(np.float32)
 
 

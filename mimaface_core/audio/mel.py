@@ -21,7 +21,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy.signal import lfilter
 
 from .decode import FPS, SAMPLES_PER_FRAME
 
@@ -64,6 +63,8 @@ def crop_to_frames(samples: np.ndarray) -> tuple[np.ndarray, int]:
 
 def preemphasize(samples: np.ndarray, k: float = HPARAMS.preemphasis) -> np.ndarray:
     """``scipy.signal.lfilter([1, −k], [1], x)``: (S,) → (S,) float64."""
+    from scipy.signal import lfilter
+
     return lfilter([1.0, -k], [1.0], np.asarray(samples, np.float64))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import savgol_filter
 
 
 def fill_missing(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
@@ -52,4 +51,6 @@ def smooth(values: np.ndarray, window: int, polyorder: int = 2) -> np.ndarray:
     window = min(window, n if n % 2 else n - 1)
     if window <= polyorder or window <= 1:
         return values.copy()
+    from scipy.signal import savgol_filter
+
     return savgol_filter(values, window, polyorder, axis=0, mode="interp")

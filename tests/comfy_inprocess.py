@@ -1,0 +1,300 @@
+"""Checks of the pack inside ComfyUI's own process (run by test_comfyui_integration.py).
+
+Run with ComfyUI's python: ``python tests/comfy_inprocess.py COMFYUI_DIR MODELS_DIR INPUT_DIR OUT.json``.
+It imports ComfyUI's modules (comfy.model_management, comfy.sd, folder_paths, its core nodes) and
+this pack the way ComfyUI loads custom nodes, calls the nodes directly, and writes one JSON record
+per check: ``{"name": {"ok": bool, "detail": str}}``. The pytest side asserts them one by one.
+
+Checks: each node loads only its model group into ComfyUI's model list; unloading all models
+empties it and the next run loads the groups again from memory; the core VAE wire encodes the
+renders like our VAE on the same weights; a core MODEL from ComfyUI's checkpoint and LoRA loaders
+merges to exactly the add_difference formula on the LoRA-patched weights; an interrupt during
+motion extraction, before the first UNet step and after the first UNet step stops within one
+frame or step and the next run works; a forced NaN in fp16 is sampled again in fp32 on a copy and
+leaves the model's dtype unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+PACK = Path(__file__).resolve().parents[1]
+RESULTS: dict[str, dict] = {}
+
+
+def check(name):
+    """Run the decorated function now and record its outcome under ``name``."""
+    def run(fn):
+        start = time.perf_counter()
+        try:
+            detail = fn()
+            RESULTS[name] = {"ok": True, "detail": str(detail or "")}
+        except Exception as exc:  # recorded, asserted on the pytest side
+            RESULTS[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"}
+        RESULTS[name]["seconds"] = round(time.perf_counter() - start, 1)
+        print(name, RESULTS[name]["ok"], RESULTS[name]["seconds"], "s", flush=True)
+        return fn
+    return run
+
+
+def load_pack():
+    spec = importlib.util.spec_from_file_location("ComfyUI-MIMAFace", PACK / "__init__.py",
+                                                  submodule_search_locations=[str(PACK)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ComfyUI-MIMAFace"] = module
+    spec.loader.exec_module(module)
+    return module.NODE_CLASS_MAPPINGS
+
+
+def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
+    sys.path.insert(0, comfy_dir)
+    sys.path.append(str(PACK / "tests"))
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import comfy.cli_args
+
+    if not torch.cuda.is_available():
+        comfy.cli_args.args.cpu = True  # as the server is started here: --cpu
+    import comfy.model_management as mm
+    import folder_paths
+
+    logging.basicConfig(level=logging.INFO)
+    models, inputs = Path(models), Path(inputs)
+    for kind in ("mimaface", "checkpoints", "vae", "sadtalker", "loras"):
+        folder_paths.add_model_folder_path(kind, str(models / kind), is_default=True)
+    N = load_pack()
+
+    def image(path):
+        return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).float()[None] / 255
+
+    def frames(path, n):
+        from mimaface_core.media import iter_video_frames
+
+        return torch.from_numpy(np.stack(list(iter_video_frames(path, limit=n)))).float() / 255
+
+    def ours():
+        return {type(m.model).__name__ for m in mm.loaded_models() if type(m.model).__name__.startswith("MIMAFace")}
+
+    load = N["MIMAFaceLoadModel"]()
+    args = dict(weights="MIMAFace", mode="video", base_checkpoint="(MIMAFace UNet)", merge="add_difference",
+                reference_checkpoint="(none)", strength=1.0, vae="(sd-vae-ft-mse in the weights folder)",
+                precision="fp32", detector="mtcnn")
+    (handle,) = load.load(**args)
+    source = image(inputs / "portrait_eileen_collins.jpg")
+    driving = frames(inputs / "driving_talking.mp4", 3)
+    steps = dict(seed=0, steps=1, cfg=5.0, scheduler="euler", clip_length=2, overlap=1, noise="same_every_clip")
+    state: dict = {}
+
+    @check("extract_loads_only_the_face_group")
+    def _():
+        mm.unload_all_models()
+        state["src"], state["crops"] = N["MIMAFaceExtractMotion"]().extract(handle, source, "first_frame", 0, 9)
+        loaded = ours()
+        assert loaded == {"MIMAFaceFace"}, loaded
+        state["drv"], _ = N["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)
+        return sorted(loaded)
+
+    @check("each_node_loads_its_group")
+    def _():
+        render, _, blended = N["MIMAFaceRenderCoeffImage"]().render(handle, state["src"], state["drv"], "absolute", 1.0, 1)
+        assert "MIMAFaceBFM" in ours() and "MIMAFaceDenoiser" not in ours(), ours()
+        (app,) = N["MIMAFaceMIAAppearanceEncode"]().encode(handle, state["crops"], blended, None, state["src"])
+        assert {"MIMAFaceCLIP", "MIMAFaceFace"} <= ours() and "MIMAFaceDenoiser" not in ours(), ours()
+        state.update(render=render, app=app)
+        (lat,) = N["MIMAFaceICAClipSampler"]().sample(handle, app, render, **steps)
+        assert {"MIMAFaceDenoiser", "MIMAFaceMIM", "MIMAFaceVAE"} <= ours(), ours()
+        assert lat["samples"].shape[0] == len(driving)
+        return sorted(ours())
+
+    @check("unload_all_models_empties_and_reloads_from_memory")
+    def _():
+        assert ours(), "nothing of ours loaded before"
+        mm.unload_all_models()  # what POST /free with unload_models does
+        assert not ours(), ours()
+        reads = []
+        import mimaface_core.safe_load as safe_load
+
+        original = safe_load.read_checkpoint
+        safe_load.read_checkpoint = lambda *a, **k: reads.append(a) or original(*a, **k)
+        try:
+            N["MIMAFaceICAClipSampler"]().sample(handle, state["app"], state["render"], **steps)
+        finally:
+            safe_load.read_checkpoint = original
+        assert {"MIMAFaceDenoiser", "MIMAFaceMIM"} <= ours() and not reads, (ours(), reads)
+        return "reloaded without reading a file"
+
+    @check("core_vae_encode_equals_ours")
+    def _():
+        import comfy.sd
+        import comfy.utils
+
+        from mimaface_core.vae import encode_renders, load_vae
+
+        vae_file = next((models / "vae").iterdir())
+        core = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(vae_file)))
+        ours_vae = load_vae(vae_file)
+        pixels = state["render"][:1, 128:384, 128:384].contiguous()  # the face region; the VAE is convolutional
+        a = core.encode(pixels).float() * 0.18215
+        b = encode_renders(ours_vae, pixels.permute(0, 3, 1, 2) * 2 - 1).cpu()
+        err = float((a - b).abs().max())
+        assert err < 1e-4 * float(b.abs().max()), err
+        # the sampler's render encoding with the core VAE wire is that same encode
+        from importlib import import_module
+
+        sampler = import_module("ComfyUI-MIMAFace.nodes.sampler").ICAClipSampler
+        wired = sampler._encode_renders(handle, pixels, core, lambda *a: None)
+        err2 = float((wired - a).abs().max())
+        assert err2 < 1e-3 * float(a.abs().max()), err2  # one frame at a time vs a batch: round-off
+        return f"core vs ours encode max|diff| {err:.2e} (|latent| up to {float(b.abs().max()):.2f}); node path {err2:.1e}"
+
+    @check("model_wire_with_lora_merges_to_the_formula")
+    def _():
+        return lora_merge_check(models, N)
+
+    @check("interrupt_during_motion_extraction")
+    def _():
+        import comfy.utils
+
+        seen = []
+        original = comfy.utils.ProgressBar.update_absolute
+
+        def spy(bar, value, total=None, preview=None):
+            seen.append(value)
+            if value == 2:
+                mm.interrupt_current_processing(True)
+            return original(bar, value, total, preview)
+
+        comfy.utils.ProgressBar.update_absolute = spy
+        try:
+            N["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)
+            raise AssertionError("not interrupted")
+        except mm.InterruptProcessingException:
+            pass
+        finally:
+            comfy.utils.ProgressBar.update_absolute = original
+            mm.interrupt_current_processing(False)
+        assert seen == [1, 2], seen  # the frame after the request was never started
+        N["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)  # the next run works
+        return f"stopped at frame {seen[-1]} of {len(driving)}"
+
+    @check("interrupt_before_and_during_the_first_clip")
+    def _():
+        calls = []
+        hook = handle.model.denoiser.register_forward_hook(lambda *a: calls.append(1))
+        try:
+            mm.interrupt_current_processing(True)  # pressed before the sampler's first UNet step
+            try:
+                N["MIMAFaceICAClipSampler"]().sample(handle, state["app"], state["render"], **steps)
+                raise AssertionError("not interrupted")
+            except mm.InterruptProcessingException:
+                pass
+            mm.interrupt_current_processing(False)
+            assert not calls, calls
+            hook.remove()
+            hook = handle.model.denoiser.register_forward_hook(
+                lambda *a: calls.append(1) or (mm.interrupt_current_processing(True) if len(calls) == 1 else None))
+            try:
+                N["MIMAFaceICAClipSampler"]().sample(handle, state["app"], state["render"], **steps)
+                raise AssertionError("not interrupted")
+            except mm.InterruptProcessingException:
+                pass
+            mm.interrupt_current_processing(False)
+            assert len(calls) == 1, calls  # stopped right after the first UNet step
+        finally:
+            hook.remove()
+            mm.interrupt_current_processing(False)
+        (lat,) = N["MIMAFaceICAClipSampler"]().sample(handle, state["app"], state["render"], **steps)
+        return f"{len(calls)} UNet call before stopping; next run gave {tuple(lat['samples'].shape)}"
+
+    @check("fp16_nan_falls_back_without_changing_the_model")
+    def _():
+        (h16,) = load.load(**{**args, "precision": "fp16"})
+        h16.model.denoiser.register_forward_hook(  # returns (sample,) with return_dict=False
+            lambda mod, inp, out: (torch.full_like(out[0], float("nan")),) + tuple(out[1:])
+            if next(mod.parameters()).dtype == torch.float16 else None)
+        app = state["app"]
+        two = type(app)(app.tokens, app.identity, app.blended[:2])
+        (lat,) = N["MIMAFaceICAClipSampler"]().sample(h16, two, state["render"][:2], **steps)
+        assert torch.isfinite(lat["samples"]).all()
+        dtype = next(h16.model.denoiser.parameters()).dtype
+        assert dtype == torch.float16, dtype
+        return "fp32 copy sampled the NaN clips; the model stays float16"
+
+    Path(out).write_text(json.dumps(RESULTS, indent=1))
+
+
+def lora_merge_check(models: Path, N) -> str:
+    """ComfyUI's Load Checkpoint + LoraLoaderModelOnly on a small SD1.5-shaped checkpoint (320
+    channels, one level, so ComfyUI detects SD1.5), then our MODEL-wire merge against the formula."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    import nodes as comfy_nodes
+    from ldm_layout import unet_to_ldm
+
+    from mimaface_core.weights.base_merge import BaseCheckpoint, add_difference, merge_base_checkpoint, read_sd15_unet
+
+    config = dict(block_out_channels=(320, 320), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                  up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, cross_attention_dim=768,
+                  attention_head_dim=8, sample_size=8, in_channels=4, out_channels=4)
+    torch.manual_seed(0)
+    sd15 = UNet2DConditionModel(**config)
+    reference = UNet2DConditionModel(**config)
+    mimaface = UNet2DConditionModel(**{**config, "in_channels": 13}).state_dict()
+    config = dict(sd15.config)
+    ldm = unet_to_ldm(sd15.state_dict(), config["layers_per_block"])
+    ck = models / "checkpoints" / "inprocess_sd15.safetensors"
+    save_file({k: v.contiguous() for k, v in ldm.items()}, str(ck))
+    # a LoRA on one cross-attention projection, in kohya naming
+    target = "input_blocks.1.1.transformer_blocks.0.attn2.to_k"
+    rank, alpha = 4, 2.0
+    up, down = torch.randn(320, rank) * 0.1, torch.randn(rank, 768) * 0.1
+    (models / "loras").mkdir(exist_ok=True)
+    name = "lora_unet_" + target.replace(".", "_")
+    save_file({f"{name}.lora_up.weight": up, f"{name}.lora_down.weight": down, f"{name}.alpha": torch.tensor(alpha)},
+              str(models / "loras" / "inprocess_lora.safetensors"))
+    (model, _, _) = comfy_nodes.CheckpointLoaderSimple().load_checkpoint("inprocess_sd15.safetensors")
+    (patched,) = comfy_nodes.LoraLoaderModelOnly().load_lora_model_only(model, "inprocess_lora.safetensors", 0.75)
+    from importlib import import_module
+
+    _comfy = import_module("ComfyUI-MIMAFace.nodes._comfy")
+    wire = _comfy.patched_unet_state(patched, "base_model")
+    base = read_sd15_unet(ldm, config, "checkpoint")
+    key = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"
+    base[key] = base[key] + 0.75 * (alpha / rank) * (up @ down)  # the LoRA formula, by hand
+    ref_state = unet_to_ldm(reference.state_dict(), config["layers_per_block"])
+    merged = merge_base_checkpoint(mimaface, {**config, "in_channels": 13},
+                                   BaseCheckpoint(wire, "add_difference", ref_state, 1.0))
+    expected = add_difference(mimaface, base, read_sd15_unet(ref_state, config, "reference"), 1.0)
+    err = max(float((merged[k] - expected[k]).abs().max()) for k in expected)
+    assert err < 1e-5, err
+    unpatched = _comfy.patched_unet_state(model, "base_model")
+    assert not torch.equal(unpatched[target + ".weight"], wire[target + ".weight"]), "the LoRA changed nothing"
+    try:
+        import comfy.supported_models as sm
+
+        bad = type("SDXL", (sm.SDXL,), {})
+        model.model.model_config.__class__, old = bad, model.model.model_config.__class__
+        try:
+            _comfy.patched_unet_state(model, "base_model")
+            raise AssertionError("an SDXL MODEL was accepted")
+        except ValueError as exc:
+            assert "SDXL" in str(exc)
+        finally:
+            model.model.model_config.__class__ = old
+    except ImportError:
+        pass
+    return f"merged weights within {err:.1e} of the formula on the LoRA-patched UNet"
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
