@@ -11,7 +11,7 @@ from . import _comfy
 from .images import signed_to_image
 from .wires import CATEGORY, MODEL, MOTION
 
-CHUNK = 8
+CHUNK = 1  # one frame at a time: progress and Cancel per frame
 
 
 class RenderCoeffImage:

@@ -190,7 +190,7 @@ def sadtalker_coefficients(exp_net: Audio2ExpNet, pose_net: Audio2PoseNet | None
     if uses_audio_pose and (pose_net is None or latents is None):
         raise ValueError("the audio pose needs the Audio2Pose network and window latents.")
     ref70 = np.asarray(ref70, np.float32).reshape(-1)
-    chunk = 250
+    chunk = 25  # one second of frames per progress step
     exp_steps = -(-num_frames // chunk)
     total = exp_steps + (len(pose_windows(num_frames)) if uses_audio_pose else 0)
     _tick(progress, cancel, 0, total)
