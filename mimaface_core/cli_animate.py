@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .errors import MIMAFaceError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+from .cli_checks import IMAGE_SUFFIXES
+
 MOTION_SUFFIXES = {".safetensors", ".json"}
 log = logging.getLogger(__name__)
 
@@ -23,37 +24,51 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("animate", help="animate a portrait with a driving video, image or sound file",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--source", required=True, type=Path, help="the portrait to animate (any size)")
+    p.add_argument("--source", required=True, type=Path, help="the portrait to animate (any size; EXIF orientation "
+                   "applied)")
     drive = p.add_mutually_exclusive_group(required=True)
-    drive.add_argument("--driving", type=Path, help="driving video, or one driving image")
+    drive.add_argument("--driving", type=Path, help="driving video (mp4, mov, webm, GIF...), a folder of numbered "
+                       "frames, or one driving image")
     drive.add_argument("--audio", type=Path, help="speech to lip-sync (wav, mp3, m4a, flac, ogg, or a video's sound): "
                        "SadTalker's audio networks turn it into motion at 25 fps")
     p.add_argument("--weights", required=True, type=Path, help="the released MIMAFace folder (with sd-vae-ft-mse)")
-    p.add_argument("--out", required=True, type=Path, help="output .mp4 (or .png/.jpg for a driving image)")
+    p.add_argument("--out", required=True, type=Path, help="output .mp4 (or .png/.jpg for a driving image); written "
+                   "under a temporary name and renamed when complete")
+    p.add_argument("--vae", type=Path, default=None, help="an SD1.5 VAE file or diffusers folder (default: "
+                   "<weights>/sd-vae-ft-mse)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames (default 25)")
     p.add_argument("--stride", type=int, default=1, help="keep every N-th driving frame (the released demo uses 2)")
     p.add_argument("--limit", type=int, default=None, help="use at most N driving frames (after the stride; the demo "
                    "uses 42); with --audio, at most N frames of 40 ms")
     p.add_argument("--steps", type=int, default=25, help="denoising steps per clip")
     p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
-    p.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="euler")
+    p.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="euler", help="denoising scheduler (euler is "
+                   "the released one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise, and with --audio of the blinks "
                    "and the head motion")
     p.add_argument("--noise", choices=("same", "fresh"), default="same", help="same noise for every clip (released) or fresh per clip")
     p.add_argument("--clip-length", type=int, default=CLIP_LENGTH, help="frames per clip (at most 32)")
     p.add_argument("--overlap", type=int, default=OVERLAP, help="frames carried between clips (ICA)")
-    p.add_argument("--pose", choices=("absolute", "relative"), default="absolute")
+    p.add_argument("--pose", choices=("absolute", "relative"), default="absolute", help="absolute: the driver's head "
+                   "pose (released); relative: the source keeps its pose and gets the driver's change since its "
+                   "first frame")
     p.add_argument("--expression-scale", type=float, default=1.0, help="factor on the driver's expression; with "
                    "--audio on the speech's change from the source's expression")
     p.add_argument("--smoothing", type=int, default=0, help="Savitzky-Golay window on the driver's motion (frames)")
-    p.add_argument("--box-mode", choices=("first_frame", "tracked"), default="first_frame")
-    p.add_argument("--detector", choices=("mtcnn", "mediapipe"), default="mtcnn")
-    p.add_argument("--mediapipe-models", default=None, help="folder of mediapipe's model files")
+    p.add_argument("--box-mode", choices=("first_frame", "tracked"), default="first_frame", help="first_frame: the "
+                   "512 box of the first frame for every frame (released); tracked: a smoothed box per frame (for "
+                   "heads that move a lot)")
+    p.add_argument("--detector", choices=("mtcnn", "mediapipe"), default="mtcnn", help="face detector (mtcnn "
+                   "reproduces the released crops; mediapipe is optional and approximate)")
+    p.add_argument("--mediapipe-models", default=None, help="folder of mediapipe's model files (with --detector "
+                   "mediapipe)")
     p.add_argument("--paste-back", action="store_true", help="write the full driving frames (the source photo "
                    "with --audio) with the animated face pasted in, instead of the 512x512 crops")
     p.add_argument("--feather", type=int, default=24, help="soft edge of --paste-back, in crop pixels")
     p.add_argument("--device", default=None, help="cuda, cpu, mps... (default: cuda when available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="diffusion dtype (default: float16 on cuda, else float32)")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     a = p.add_argument_group("audio driving (with --audio)")
     a.add_argument("--audio-weights", type=Path, default=None,
                    help=f"SadTalker's {COMBINED_FILE} (or the auido2exp/auido2pose .pth pair, or their folder); "
@@ -70,47 +85,50 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Execute ``animate`` with parsed arguments.
+    """Execute ``animate`` with parsed arguments: every input is checked before any model loads.
 
     Raises:
         MIMAFaceError / ValueError: bad inputs, missing weights, no face (messages name the input).
     """
+    from .cli_checks import check_animate_args
+
+    checked = check_animate_args(args)
     if args.audio is not None:
-        return _run_audio(args)
-    import torch
+        return _run_audio(args, checked)
     from PIL import Image
 
     from .animate import iter_animate, to_uint8
     from .face.detectors import make_detector
-    from .media import iter_video_frames, video_info
+    from .media import FRAME_FOLDER_FPS, iter_video_frames, video_info
     from .motion.extract import encode_source, extract_image_motion, extract_motion
+    from .outputs import atomic_output
     from .video_out import write_video
     from .weights.loader import load_mimaface
 
-    for name in ("source", "driving"):
-        if not getattr(args, name).is_file():
-            raise MIMAFaceError(f"--{name}: file not found: {getattr(args, name)}")
-    device, dtype = _device_dtype(args, torch)
-    still = args.driving.suffix.lower() in IMAGE_SUFFIXES
-    if args.out.suffix.lower() in IMAGE_SUFFIXES and not still:
-        raise MIMAFaceError(f"--out {args.out.name}: a driving video needs a video file (.mp4).")
-    model = load_mimaface(args.weights, mode="image" if still else "video", device=device, dtype=dtype)
+    still = checked.driver_kind == "image"
+    if still:
+        driving_image = _load_driving_image(args.driving)
+    else:
+        info = video_info(args.driving, "--driving")
+        fps = (args.fps or FRAME_FOLDER_FPS if checked.driver_kind == "frames" else info.fps) / args.stride
+        expected = -(-info.frames // args.stride) if info.frames else None
+        if expected is not None and args.limit:
+            expected = min(expected, args.limit)
+    model = load_mimaface(args.weights, mode="image" if still else "video", device=checked.device,
+                          dtype=checked.dtype, vae=args.vae)
     options = _animate_options(args)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
-    source = encode_source(Image.open(args.source), detector, model.d3dfr, model.identity_encoder)
+    source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder)
     with _Bars() as bars:
         if still:
-            driving_image = Image.open(args.driving)
             motion, fps = extract_image_motion(driving_image, detector, model.d3dfr), 1.0
             originals = _repeat(driving_image)
         else:
-            fps = video_info(args.driving).fps / args.stride
-
             def driving():
-                return iter_video_frames(args.driving, args.stride, args.limit)
+                return iter_video_frames(args.driving, args.stride, args.limit, "--driving")
 
             motion = extract_motion(driving, detector, model.d3dfr, box_mode=args.box_mode, fps=fps,
-                                    progress=bars.frame)
+                                    progress=lambda done, total: bars.frame(done, total or expected))
             _report_missing(motion)
             originals = driving()
         log.info("animating %d frame(s): %s", len(motion), _plan_text(options.sampling, len(motion), still))
@@ -123,13 +141,24 @@ def run(args: argparse.Namespace) -> None:
                 yield from to_uint8(chunk)
 
         if args.out.suffix.lower() in IMAGE_SUFFIXES:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(next(frames())).save(args.out)
+            with atomic_output(args.out) as tmp:
+                Image.fromarray(next(frames())).save(tmp)
             written = 1
         else:
             written = write_video(args.out, (_even(f) for f in frames()), fps,
-                                  audio_from=None if still else args.driving)
+                                  audio_from=None if still else _audio_of(args.driving))
     print(f"wrote {written} frame(s) to {args.out}")
+
+
+def _load_driving_image(path):
+    from .images import load_image
+
+    return load_image(path, "--driving")
+
+
+def _audio_of(path):
+    """The driver's file for its sound, or None for a folder of frames."""
+    return None if Path(path).is_dir() else path
 
 
 def _repeat(image):
@@ -184,12 +213,6 @@ def _plan_text(sampling, frames: int, still: bool) -> str:
     clips = plan_clips(frames, sampling.clip_length, sampling.overlap, sampling.skip_unused_clips)
     return (f"{len(clips)} clip(s) of {sampling.clip_length} frames overlapping by {sampling.overlap}, "
             f"{sampling.steps} steps each ({len(clips) * sampling.steps} steps)")
-
-
-def _device_dtype(args, torch):
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if device.startswith("cuda") else torch.float32)
-    return device, dtype
 
 
 def _animate_options(args, expression_scale: float | None = None):
@@ -286,11 +309,8 @@ def _load_reference(path: Path | None, detector, model, bars):
                           progress=bars.frame)
 
 
-def _run_audio(args: argparse.Namespace) -> None:
+def _run_audio(args: argparse.Namespace, checked) -> None:
     """``animate --audio``: speech → SadTalker motion in the source's crop frame → MIMAFace, 25 fps."""
-    import torch
-    from PIL import Image
-
     from .animate import iter_animate, to_uint8
     from .audio import FPS, find_audio_weights, load_audio, load_audio_networks, probe_audio
     from .audio.motion import audio_motion
@@ -301,11 +321,7 @@ def _run_audio(args: argparse.Namespace) -> None:
     from .video_out import write_video
     from .weights.loader import load_mimaface
 
-    # Everything that can be checked without a model, first.
-    if not args.source.is_file():
-        raise MIMAFaceError(f"--source: file not found: {args.source}")
-    if args.out.suffix.lower() != ".mp4":
-        raise MIMAFaceError(f"--out {args.out.name}: audio driving writes a video; name an .mp4 file.")
+    # Everything that can be checked without a model, first (the common checks ran already).
     options = _audio_motion_options(args)
     probe_audio(args.audio, "--audio")
     weights_path = args.audio_weights or args.weights / SNAPSHOT_SUBFOLDER / COMBINED_FILE
@@ -319,11 +335,10 @@ def _run_audio(args: argparse.Namespace) -> None:
     log.info("audio: %s, %.2f s at %d Hz (%d channel(s)) → %d frames at %d fps", speech.name, speech.duration,
              speech.source_rate, speech.channels, min(speech.num_frames, args.limit or speech.num_frames), FPS)
 
-    device, dtype = _device_dtype(args, torch)
-    nets = load_audio_networks(weights_path, device=device)
-    model = load_mimaface(args.weights, mode="video", device=device, dtype=dtype)
+    nets = load_audio_networks(weights_path, device=checked.device)
+    model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
-    source = encode_source(Image.open(args.source), detector, model.d3dfr, model.identity_encoder)
+    source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder)
     with _Bars() as bars:
         pose_ref = _load_reference(args.ref_pose, detector, model, bars)
         blink_ref = pose_ref if args.ref_blink in (None, args.ref_pose) else \
@@ -337,7 +352,7 @@ def _run_audio(args: argparse.Namespace) -> None:
         def frames():
             chunks = iter_animate(model, source, motion, options_mia, fps=float(FPS), on_step=bars.step)
             if args.paste_back:
-                chunks = _pasted(chunks, _repeat(Image.open(args.source)), motion, args.feather)
+                chunks = _pasted(chunks, _repeat(checked.source), motion, args.feather)
             for chunk in chunks:
                 yield from to_uint8(chunk)
 

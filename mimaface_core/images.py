@@ -34,11 +34,7 @@ def to_rgb_uint8(image, what: str = "image") -> np.ndarray:
     from PIL import Image
 
     if isinstance(image, Image.Image):
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            image = image.convert("RGBA")
-        elif image.mode != "RGB":
-            image = image.convert("RGB")
-        image = np.asarray(image)
+        image = _pil_to_8bit(image)
     elif isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
     arr = np.asarray(image)
@@ -54,6 +50,68 @@ def to_rgb_uint8(image, what: str = "image") -> np.ndarray:
         alpha = arr[:, :, 3:].astype(np.float32) / 255
         arr = (arr[:, :, :3] * alpha + 255 * (1 - alpha) + 0.5).astype(np.uint8)
     return np.ascontiguousarray(arr)
+
+
+def _pil_to_8bit(image) -> np.ndarray:
+    """A PIL image of any mode → uint8 (H, W, 3) or (H, W, 4) array, with the value range kept:
+    16-bit ("I;16*") and 32-bit integer ("I") images are scaled from 0..65535 (a PNG's 16 bits),
+    float ("F") images from [0, 1] or 0..255, CMYK and YCbCr through PIL's RGB conversion, palette
+    images through their palette (with transparency as alpha), alpha kept for compositing."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(image).astype(np.float64)
+        scale = 257.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 1.0
+        gray = np.clip(arr / scale + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "F":
+        arr = np.asarray(image).astype(np.float64)
+        arr = arr * 255 if arr.max(initial=0) <= 1.0 else arr
+        return np.repeat(np.clip(arr + 0.5, 0, 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in image.info):
+        return np.asarray(image.convert("RGBA"))
+    return np.asarray(image if mode == "RGB" else image.convert("RGB"))
+
+
+def load_image(path, what: str = "image"):
+    """Open an image file the way ComfyUI's Load Image does: fully decoded, EXIF orientation applied.
+
+    Args:
+        path: a still image file (jpg, png, webp, bmp, tif, ...).
+        what: the input's name for messages (e.g. ``"--source"``).
+
+    Returns:
+        A loaded PIL image (any mode; :func:`to_rgb_uint8` makes it 8-bit RGB).
+
+    Raises:
+        MIMAFaceError: missing file, a folder, an empty, truncated or non-image file; the message
+            names ``what`` and the file and says what to do.
+    """
+    from pathlib import Path
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from .errors import MIMAFaceError
+
+    path = Path(path)
+    if path.is_dir():
+        raise MIMAFaceError(f"{what}: {path} is a folder; give an image file (jpg, png, webp...).")
+    if not path.is_file():
+        raise MIMAFaceError(f"{what}: file not found: {path}")
+    if path.stat().st_size == 0:
+        raise MIMAFaceError(f"{what}: {path.name} is empty (0 bytes); give a photo.")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            image = ImageOps.exif_transpose(im)
+            if image is im:
+                image = im.copy()
+    except UnidentifiedImageError as exc:
+        raise MIMAFaceError(f"{what}: {path.name} is not an image PIL can read (is it really a photo?); "
+                            "save it again as jpg or png.") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise MIMAFaceError(f"{what}: {path.name} could not be decoded ({exc}); the file is probably truncated "
+                            "or damaged: save or download it again.") from exc
+    return image
 
 
 def squash_to_512(rgb: np.ndarray) -> np.ndarray:

@@ -32,13 +32,21 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, audi
     Returns:
         The number of frames written.
 
+    The file is written under a temporary name beside ``path`` and renamed on success
+    (``outputs.atomic_output``): a failed or interrupted run leaves nothing under ``path``.
+
     Raises:
         MIMAFaceError: no frames, or frames of different sizes.
     """
+    from .outputs import atomic_output
+
+    with atomic_output(path) as tmp:
+        return _write(tmp, Path(path).name, frames, fps, audio_from, crf)
+
+
+def _write(path: Path, name: str, frames, fps, audio_from, crf) -> int:
     import av
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     source = av.open(str(audio_from)) if audio_from is not None else None
     try:
         audio_in = source.streams.audio[0] if source is not None and source.streams.audio else None
@@ -67,7 +75,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, audi
                 out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
                 count += 1
             if count == 0:
-                raise MIMAFaceError(f"no frames to write to {path.name}.")
+                raise MIMAFaceError(f"no frames to write to {name}.")
             out.mux(video.encode())
             if audio_out is not None:
                 duration = count / fps

@@ -18,6 +18,8 @@ from .wires import CATEGORY, MODEL, MOTION
 
 log = logging.getLogger(__name__)
 AS_IS = "as_is_512"
+#: What one image is: a source photo (always box-cropped) or a driving image (released: 512x512 as is).
+SINGLE_IMAGE = ("source_photo", "driving_image")
 CROP_MODES = BOX_MODES + (AS_IS,)
 
 
@@ -47,9 +49,14 @@ class ExtractMotion:
                            "0 = the largest (released), 1 = the second largest, ..."}),
             "box_smoothing": ("INT", {"default": 9, "min": 1, "max": 61, "step": 2, "tooltip": "tracked mode: frames "
                               "in the Savitzky-Golay window smoothing the box (1 = off)."}),
+        }, "optional": {
+            "single_image": (list(SINGLE_IMAGE), {"default": SINGLE_IMAGE[0], "tooltip": "For ONE image: "
+                             "source_photo: box-crop it like the release's source (any size). driving_image: the "
+                             "release's driving-image recipe: a 512x512 image is used as is (not re-cropped), other "
+                             "sizes are box-cropped. Batches of frames follow crop_mode."}),
         }}
 
-    def extract(self, model, images, crop_mode, face_index, box_smoothing):
+    def extract(self, model, images, crop_mode, face_index, box_smoothing, single_image=SINGLE_IMAGE[0]):
         frames = frames_of(images, "images")
         face = "largest" if face_index == 0 else face_index
         crops = [None] * len(frames)
@@ -60,8 +67,8 @@ class ExtractMotion:
         with model.use("face") as m:
             detector = m.detector
             if len(frames) == 1:
-                what = "image"
-                motion = extract_image_motion(frames[0], detector, m.d3dfr, face, keep, crop_mode == AS_IS, what)
+                as_crop = True if crop_mode == AS_IS else (None if single_image == SINGLE_IMAGE[1] else False)
+                motion = extract_image_motion(frames[0], detector, m.d3dfr, face, keep, as_crop, "image")
             elif crop_mode == AS_IS:
                 motion = _as_is_batch(frames, detector, m.d3dfr, face, keep)
             else:

@@ -22,7 +22,6 @@ import torch
 from PIL import Image
 
 import workflow_graph as wg
-from alignment_fixture import entries, media_path
 from mimaface_core.media import iter_video_frames, video_info
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
@@ -32,13 +31,9 @@ DEFS = wg.definitions()
 CORE = wg.core_definitions()
 
 #: The file names the workflows load from ComfyUI's input folder → real media of the fixture.
-PHOTOS = {Path(media_path(e)).name: media_path(e) for e in entries("photo")}
-WITH_AUDIO = next(e for e in entries("video") if video_info(media_path(e)).has_audio)
-MEDIA = {
-    "portrait_eileen_collins.jpg": PHOTOS["astronaut_eileen_collins_512.jpg"],
-    "driving_expression.jpg": PHOTOS["codait_luciano_400.jpg"],
-    "driving_talking.mp4": media_path(WITH_AUDIO),
-}
+EXAMPLES = ROOT / "example_media"
+#: The files the workflows name are the pack's own example media (their own names).
+MEDIA = {p.name: p for p in EXAMPLES.iterdir() if p.suffix in (".jpg", ".png", ".mp4")}
 #: Driving frames decoded per video (the stand-in's limit) and the fast sampler settings.
 FRAMES = 7
 FAST = {"steps": 2, "clip_length": 6, "overlap": 2}
@@ -451,7 +446,7 @@ def test_every_file_the_workflows_load_has_real_media():
 def test_video_reenactment_runs(comfy_env):
     api = fast(wg.to_api(_load("mimaface_video_reenactment"), DEFS))
     results = run_api(api, comfy_env)
-    driver = media_path(WITH_AUDIO)
+    driver = MEDIA["driving_talking.mp4"]
     info = video_info(driver)
     crops = comfy_env.saved[_by_title(api, "Save Video")]
     pasted = comfy_env.saved[_by_title(api, "Save Video (pasted back)")]

@@ -94,20 +94,24 @@ class MotionSequence:
     def save(self, path: str | Path) -> Path:
         """Write ``<path>.safetensors`` (tensors) and ``<path>.json`` (everything else, readable
         and editable). ``path`` may carry either suffix. Returns the safetensors path."""
+        from ..outputs import atomic_output
+
         base = Path(path).with_suffix("")
-        base.parent.mkdir(parents=True, exist_ok=True)
-        save_file({
+        tensors = {
             "coeffs": self.coeffs.detach().float().cpu().contiguous(),
             "m512": torch.from_numpy(np.ascontiguousarray(self.m512, np.float64)),
             "m256": torch.from_numpy(np.ascontiguousarray(self.m256, np.float64)),
             "m256_inv": torch.from_numpy(np.ascontiguousarray(self.m256_inv, np.float64)),
             "scores": torch.from_numpy(np.ascontiguousarray(self.scores, np.float32)),
             "missing": torch.from_numpy(np.ascontiguousarray(self.missing, np.bool_)),
-        }, str(base.with_suffix(".safetensors")), metadata={"format": FORMAT})
+        }
         meta = {"format": FORMAT, "version": VERSION, "frames": len(self), "frame_size": list(self.frame_size),
                 "fps": self.fps, "m512_frame": self.m512_frame, "missing_frames": np.flatnonzero(self.missing).tolist(),
                 "coefficient_layout": _LAYOUT, "info": self.info}
-        base.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+        with atomic_output(base.with_suffix(".safetensors")) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": FORMAT})
+        with atomic_output(base.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(meta, indent=1))
         return base.with_suffix(".safetensors")
 
     @staticmethod

@@ -1,0 +1,156 @@
+"""Checks of the ``animate`` command's inputs that need no model, run before any weight is read, so
+a bad input fails in seconds with a message naming the option and saying what to do."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MIMAFaceError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+VIDEO_OUTPUTS = {".mp4"}
+IMAGE_OUTPUTS = {".png", ".jpg", ".jpeg", ".webp"}
+#: (option, attribute, lowest, highest or None): numeric ranges, checked in this order.
+RANGES = (
+    ("--stride", "stride", 1, None), ("--limit", "limit", 1, None), ("--steps", "steps", 1, 1000),
+    ("--clip-length", "clip_length", 2, 32), ("--overlap", "overlap", 0, 31), ("--guidance", "guidance", 1.0, 50.0),
+    ("--expression-scale", "expression_scale", 0.0, 10.0), ("--smoothing", "smoothing", 0, 301),
+    ("--feather", "feather", 0, 512), ("--pose-style", "pose_style", 0, 45), ("--fps", "fps", 0.1, 1000.0),
+)
+
+
+@dataclass
+class CheckedInputs:
+    """What the checks found: the source photo (PIL, EXIF orientation applied), the kind of
+    driver ("image", "video" or "frames"; None with --audio), the torch device and dtype."""
+
+    source: object
+    driver_kind: str | None
+    device: str
+    dtype: object
+
+
+def check_ranges(args) -> None:
+    """Every numeric option in its range; ``--overlap`` below ``--clip-length``."""
+    for flag, attr, low, high in RANGES:
+        value = getattr(args, attr, None)
+        if value is None:
+            continue
+        if value < low or (high is not None and value > high):
+            span = f"at least {low}" if high is None else f"between {low} and {high}"
+            raise MIMAFaceError(f"{flag} {value}: must be {span}.")
+    if args.overlap >= args.clip_length:
+        raise MIMAFaceError(f"--overlap {args.overlap} must be smaller than --clip-length {args.clip_length}: each "
+                            "clip carries overlap frames from the previous one and needs at least one new frame.")
+
+
+def check_device(device: str | None, dtype_name: str | None):
+    """The torch device and dtype to use, refused early when this machine cannot provide them.
+
+    Returns:
+        (device string, torch dtype).
+    """
+    import torch
+
+    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise MIMAFaceError(f"--device {name!r}: not a device name ({exc}); use cpu, cuda, cuda:1 or mps.") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MIMAFaceError("--device: CUDA is not available on this machine (torch "
+                                f"{torch.__version__}); use --device cpu, or install a CUDA build of torch.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise MIMAFaceError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise MIMAFaceError("--device mps: Apple's MPS is not available here; use --device cpu.")
+    elif dev.type != "cpu":
+        raise MIMAFaceError(f"--device {name}: only cpu, cuda and mps are supported.")
+    if dtype_name is None:
+        dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    else:
+        dtype = getattr(torch, dtype_name)
+        if dev.type == "cpu" and dtype == torch.float16:
+            raise MIMAFaceError("--dtype float16 needs a GPU (half precision is not supported for these networks on "
+                                "the CPU); use --dtype float32 (or bfloat16) with --device cpu.")
+        if dev.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            raise MIMAFaceError(f"--dtype bfloat16: {torch.cuda.get_device_name(dev)} does not support it; use float16.")
+    return str(dev), dtype
+
+
+def check_output(out: Path, allowed: set[str], what: str = "--out") -> None:
+    """The output names a format we write and its folder can be written."""
+    suffix = out.suffix.lower()
+    if not suffix:
+        raise MIMAFaceError(f"{what} {out}: add an extension naming the format ({', '.join(sorted(allowed))}).")
+    if suffix not in allowed:
+        raise MIMAFaceError(f"{what} {out.name}: {suffix} is not a format written here; use "
+                            f"{' or '.join(sorted(allowed))}.")
+    if out.is_dir():
+        raise MIMAFaceError(f"{what} {out}: is a folder; name a file inside it.")
+    folder = out.parent if str(out.parent) else Path(".")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise MIMAFaceError(f"{what} {out}: the folder {existing} cannot be written; choose another place.")
+
+
+def check_weights(weights: Path, mode: str) -> None:
+    """The MIMAFace folder exists and holds the files of ``mode`` (nothing is read yet)."""
+    from .weights.layout import ReleasedLayout
+
+    if not weights.is_dir():
+        raise MIMAFaceError(f"--weights: folder not found: {weights}. Download the snapshot there with "
+                            f"python -m mimaface_core download {weights}.")
+    missing = ReleasedLayout(weights).missing(mode)
+    if missing:
+        raise MIMAFaceError(f"--weights {weights}: incomplete for {mode} mode; missing: {', '.join(missing)}. "
+                            f"Run python -m mimaface_core download {weights}.")
+
+
+def check_driver(path: Path) -> str:
+    """The driver's kind after opening it: "image", "video" (also GIF) or "frames" (a folder)."""
+    from .images import load_image
+    from .media import video_info
+
+    if path.is_dir():
+        video_info(path, "--driving")
+        return "frames"
+    if not path.exists():
+        raise MIMAFaceError(f"--driving: file not found: {path}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        load_image(path, "--driving")
+        return "image"
+    video_info(path, "--driving")
+    return "video"
+
+
+def check_animate_args(args) -> CheckedInputs:
+    """Every check of the ``animate`` command that needs no model, in the order a user reads them.
+
+    Raises:
+        MIMAFaceError: the first problem found, naming the option and the file.
+    """
+    from .images import load_image
+
+    check_ranges(args)
+    source = load_image(args.source, "--source")
+    kind = None if args.audio is not None else check_driver(args.driving)
+    if kind == "image":
+        check_output(args.out, IMAGE_OUTPUTS | VIDEO_OUTPUTS)
+    else:
+        check_output(args.out, VIDEO_OUTPUTS)
+    check_weights(args.weights, "image" if kind == "image" else "video")
+    if args.vae is not None and not Path(args.vae).exists():
+        raise MIMAFaceError(f"--vae: not found: {args.vae} (an SD1.5 VAE file or a diffusers VAE folder).")
+    if args.vae is None and not (Path(args.weights) / "sd-vae-ft-mse").exists():
+        raise MIMAFaceError(f"no VAE: {Path(args.weights) / 'sd-vae-ft-mse'} is missing. Run python -m mimaface_core "
+                            "download on the weights folder, or give --vae FILE (an SD1.5 VAE such as "
+                            "vae-ft-mse-840000-ema-pruned.safetensors).")
+    device, dtype = check_device(args.device, args.dtype)
+    return CheckedInputs(source, kind, device, dtype)
