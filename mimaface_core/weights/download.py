@@ -7,7 +7,10 @@ Downloads into DEST:
 * the SD1.5 ``scheduler/scheduler_config.json`` (kept for reference; the released Euler settings
   are written out in ``mimaface_core.schedulers``),
 * SadTalker's ``SadTalker_V0.0.2_256.safetensors`` (its audio-to-coefficient networks, for audio
-  driving) from SadTalker's GitHub release into ``DEST/sadtalker/``.
+  driving) from SadTalker's GitHub release into ``DEST/sadtalker/``,
+* when DEST is ``ComfyUI/models/mimaface/<name>``: the single-file sd-vae-ft-mse
+  (``vae-ft-mse-840000-ema-pruned.safetensors``) that the shipped workflows' VAE Loader names, into
+  ``ComfyUI/models/vae/``.
 
 Without a network it fails fast and says what to fetch and where to put it.
 """
@@ -27,6 +30,15 @@ VAE_REPO = "stabilityai/sd-vae-ft-mse"
 SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 #: SadTalker's official download link (scripts/download_models.sh of OpenTalker/SadTalker).
 SADTALKER_URL = f"https://github.com/OpenTalker/SadTalker/releases/download/v0.0.2-rc/{COMBINED_FILE}"
+#: The single-file sd-vae-ft-mse that the shipped workflows' VAE Loader names (ComfyUI/models/vae).
+VAE_FILE_REPO = "stabilityai/sd-vae-ft-mse-original"
+VAE_FILE = "vae-ft-mse-840000-ema-pruned.safetensors"
+
+
+def comfy_vae_dir(dest: Path) -> Path | None:
+    """``ComfyUI/models/vae`` when ``dest`` is ``ComfyUI/models/mimaface/<name>``, else None."""
+    dest = Path(dest)
+    return dest.parent.parent / "vae" if dest.parent.name == "mimaface" else None
 
 #: (repo, allow patterns, sub-folder of DEST), in download order.
 DOWNLOADS: tuple[tuple[str, list[str], str], ...] = (
@@ -44,6 +56,7 @@ def manual_instructions(dest: Path) -> str:
         f"  2. https://huggingface.co/{VAE_REPO} : config.json and diffusion_pytorch_model.safetensors -> {dest}/{VAE_FOLDER}/\n"
         f"  3. https://huggingface.co/{SD15_REPO} : {SCHEDULER_CONFIG} -> {dest}/{SCHEDULER_CONFIG}\n"
         f"  4. {SADTALKER_URL} -> {dest}/{SNAPSHOT_SUBFOLDER}/{COMBINED_FILE} (audio driving only)\n"
+        f"  5. https://huggingface.co/{VAE_FILE_REPO} : {VAE_FILE} -> ComfyUI/models/vae/ (the workflows' VAE Loader)\n"
         "In ComfyUI, DEST is ComfyUI/models/mimaface/<name>."
     )
 
@@ -69,6 +82,16 @@ def download_weights(dest: str | Path, log: Callable[[str], None] = print) -> Pa
             raise MIMAFaceError(
                 f"Could not download {repo}: {type(exc).__name__}: {exc}\n" + manual_instructions(dest)
             ) from exc
+    vae_dir = comfy_vae_dir(dest)
+    if vae_dir is not None:
+        log(f"downloading {VAE_FILE_REPO}/{VAE_FILE} -> {vae_dir}")
+        try:
+            from huggingface_hub import hf_hub_download
+
+            hf_hub_download(repo_id=VAE_FILE_REPO, filename=VAE_FILE, local_dir=str(vae_dir), etag_timeout=10)
+        except Exception as exc:  # huggingface_hub raises many types (offline, HTTP, connection)
+            raise MIMAFaceError(f"Could not download {VAE_FILE_REPO}: {type(exc).__name__}: {exc}\n"
+                                + manual_instructions(dest)) from exc
     target = dest / SNAPSHOT_SUBFOLDER / COMBINED_FILE
     log(f"downloading {SADTALKER_URL} -> {target}")
     try:
