@@ -16,6 +16,7 @@ from PIL import Image
 from alignment_fixture import entries, media_path
 from mimaface_core.__main__ import main
 from mimaface_core.audio import AudioMotionOptions, audio_motion, load_audio, probe_audio, speech_from_waveform
+from mimaface_core.audio.audio2pose import NUM_POSE_STYLES
 from mimaface_core.audio.decode import SAMPLES_PER_FRAME
 from mimaface_core.errors import AudioInputError
 from mimaface_core.face.mtcnn import MTCNNDetector
@@ -242,8 +243,8 @@ def test_silence_is_allowed_and_logged(audio_nets, source_face, caplog):
 def test_missing_weights_and_bad_options_fail_before_models(audio_root, tmp_path, capsys):
     err = _cli_error(TALKING, audio_root, tmp_path, capsys, "--audio-weights", str(tmp_path / "none.safetensors"))
     assert "--audio-weights" in err and "none.safetensors" in err and "SadTalker" in err
-    err = _cli_error(TALKING, audio_root, tmp_path, capsys, "--pose-style", "46")
-    assert "--pose-style" in err and "0..45" in err
+    err = _cli_error(TALKING, audio_root, tmp_path, capsys, "--pose-style", str(NUM_POSE_STYLES))
+    assert "--pose-style" in err and f"between 0 and {NUM_POSE_STYLES - 1}" in err
     err = _cli_error(TALKING, audio_root, tmp_path, capsys, "--blink", "reference")
     assert "--ref-blink" in err
     err = _cli_error(TALKING, audio_root, tmp_path, capsys, "--stride", "2")
