@@ -1,4 +1,4 @@
-"""Command line: ``python -m mimaface_core {animate,convert,download} ...``."""
+"""Command line: ``python -m mimaface_core {animate,evaluate,convert,download} ...``."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     down.add_argument("dest", help="destination folder, e.g. ComfyUI/models/mimaface/MIMAFace")
     from .cli_animate import add_parser
+    from .cli_evaluate import add_parser as add_evaluate_parser
 
     add_parser(sub)
+    add_evaluate_parser(sub)
     return parser
 
 
@@ -44,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_animate import run
 
             run(args)
+        elif args.command == "evaluate":
+            from .cli_evaluate import run as run_evaluate
+
+            run_evaluate(args)
         elif args.command == "download":
             from .weights.download import download_weights
 

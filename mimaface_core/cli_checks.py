@@ -113,20 +113,24 @@ def check_weights(weights: Path, mode: str) -> None:
                             f"Run python -m mimaface_core download {weights}.")
 
 
-def check_driver(path: Path) -> str:
-    """The driver's kind after opening it: "image", "video" (also GIF) or "frames" (a folder)."""
+def check_driver(path: Path, what: str = "--driving") -> str:
+    """The driver's kind after opening it: "image", "video" (also GIF) or "frames" (a folder).
+
+    Raises:
+        MIMAFaceError: missing, unreadable, or no video stream (the message names ``what``)."""
     from .images import load_image
     from .media import video_info
 
+    path = Path(path)
     if path.is_dir():
-        video_info(path, "--driving")
+        video_info(path, what)
         return "frames"
     if not path.exists():
-        raise MIMAFaceError(f"--driving: file not found: {path}")
+        raise MIMAFaceError(f"{what}: file not found: {path}")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        load_image(path, "--driving")
+        load_image(path, what)
         return "image"
-    video_info(path, "--driving")
+    video_info(path, what)
     return "video"
 
 

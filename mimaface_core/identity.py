@@ -2,7 +2,7 @@
 
 MIMAFace uses the deep features of the body (before ``output_layer``): (B, 512, 7, 7) for a 112x112
 input, flattened channel-major to (B, 25088). ``output_layer`` is kept so the released file loads
-strictly, but is never run.
+strictly; the pipeline never runs it (the evaluation's CSIM does, :meth:`IR101.embedding`).
 """
 
 from __future__ import annotations
@@ -69,6 +69,14 @@ class IR101(nn.Module):
     def deep_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, 112, 112) RGB in [-1, 1] → (B, 25088) body output flattened channel-major."""
         return self.body(self.input_layer(x)).flatten(1)
+
+    def embedding(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 112, 112) RGB in [-1, 1] → (B, 512) CurricularFace embedding (``output_layer``).
+
+        The face-recognition output (BN, dropout, linear, BN), used for the CSIM metric on
+        ArcFace-aligned crops; MIMAFace's MIM uses :meth:`deep_features` instead.
+        """
+        return self.output_layer(self.body(self.input_layer(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`deep_features` (the only output MIMAFace uses)."""

@@ -1,0 +1,123 @@
+"""What the paper's face metrics measure on one 512 face crop: the five MTCNN landmarks, the D3DFR
+coefficients (expression, pose, gaze) and the CurricularFace identity embedding (MIMAFace §4.1
+"Evaluation metrics"; spec §1.2, §2.1, §3). The estimators are the networks of the MIMAFace
+snapshot, so no other weight file is needed for these metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..face.align import LARGEST, align_crop
+from ..face.crops import five_point_matrix
+from ..images import to_signed_tensor
+from ..motion.extract import regress_coefficients
+from ..warp import warp_affine
+
+#: The five-point template of ArcFace/CurricularFace 112x112 crops (insightface's ``arcface_dst``,
+#: face.evoLVe's ``get_reference_facial_points(default_square=True)``), pixels, MTCNN order.
+ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                                 [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
+ARCFACE_SIZE = 112
+
+
+@dataclass(frozen=True)
+class Estimators:
+    """The networks the face metrics run: a face detector (MTCNN by default, the release's),
+    D3DFR (float32) and CurricularFace IR-101 (float32), on ``device``."""
+
+    detector: object
+    d3dfr: torch.nn.Module
+    identity_encoder: torch.nn.Module
+    device: torch.device
+
+
+def load_estimators(root: str | Path, device: str | torch.device = "cpu", detector: str = "mtcnn",
+                    models_dir: str | Path | None = None) -> Estimators:
+    """Load only the estimators of a MIMAFace snapshot (D3DFR, CurricularFace, the detector).
+
+    Args:
+        root: the MIMAFace snapshot folder (the released layout, .pth or converted .safetensors).
+        device: where they run. detector: "mtcnn" (released) or "mediapipe" (needs ``models_dir``).
+
+    Raises:
+        MissingWeightFileError: the D3DFR or CurricularFace file is missing (the message names it).
+        WeightMismatchError / UnsafeWeightFileError: a wrong or unsafe file.
+    """
+    from ..errors import MissingWeightFileError
+    from ..face.detectors import make_detector
+    from ..weights.components import load_d3dfr, load_identity_encoder
+    from ..weights.layout import ReleasedLayout
+
+    device = torch.device(device)
+    layout = ReleasedLayout(Path(root))
+    files = {name: layout.weight_file(name) for name in ("d3dfr", "curricularface")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise MissingWeightFileError(f"--weights {root}: the evaluation's estimators are missing: {', '.join(missing)}. "
+                                     "Point --weights at a MIMAFace snapshot (python -m mimaface_core download DEST).")
+    return Estimators(make_detector(detector, device=device, models_dir=models_dir),
+                      load_d3dfr(files["d3dfr"], device), load_identity_encoder(files["curricularface"], device), device)
+
+
+@dataclass(frozen=True)
+class FaceMeasure:
+    """The measurements of one 512 crop.
+
+    Attributes:
+        found: whether a face was found on the crop (else every other field is None).
+        landmarks: (5, 2) float64 MTCNN points in 512-crop pixels.
+        coeffs: (261,) float32 D3DFR coefficients of the crop's 256 alignment (spec §2.1).
+        embedding: (512,) float32 L2-normalised CurricularFace embedding of the ArcFace-aligned
+            112x112 crop.
+    """
+
+    found: bool
+    landmarks: np.ndarray | None = None
+    coeffs: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+
+
+def arcface_crop(crop512: torch.Tensor, landmarks: np.ndarray) -> torch.Tensor:
+    """The 112x112 recognition crop: the similarity that maps the 5 points onto
+    :data:`ARCFACE_TEMPLATE_112`, bilinear (the alignment CurricularFace was trained with).
+
+    Args:
+        crop512: (1, 3, 512, 512) float in [-1, 1]. landmarks: (5, 2) pixels of the crop.
+
+    Returns:
+        (1, 3, 112, 112) float32 in [-1, 1] (0 outside the crop).
+    """
+    m = five_point_matrix(landmarks, ARCFACE_TEMPLATE_112)
+    return warp_affine(crop512.float(), torch.as_tensor(m, dtype=torch.float32)[None].to(crop512.device),
+                       (ARCFACE_SIZE, ARCFACE_SIZE))
+
+
+def measure_face(crop512: np.ndarray, estimators: Estimators, face: int | str = LARGEST,
+                 identity: bool = True) -> FaceMeasure:
+    """Detect, align and measure the face of one 512 crop.
+
+    Args:
+        crop512: (512, 512, 3) uint8 RGB, a face crop in the released 512 framing.
+        face: which face ("largest", as released, or an index; on crops the one nearest the centre).
+        identity: also compute the identity embedding (False leaves ``embedding`` None).
+
+    Returns:
+        A :class:`FaceMeasure` (``found=False`` when the detector finds no face on the crop).
+    """
+    landmarks, _, m256, _ = align_crop(estimators.detector, crop512, face)
+    if m256 is None:
+        return FaceMeasure(False)
+    device = estimators.device
+    x = to_signed_tensor(crop512).to(device)
+    coeffs = regress_coefficients(estimators.d3dfr, x, torch.from_numpy(np.asarray(m256)).float()[None])[0]
+    emb = None
+    if identity:
+        with torch.inference_mode():
+            e = estimators.identity_encoder.embedding(arcface_crop(x, landmarks)).float()[0]
+            emb = (e / e.norm().clamp_min(1e-12)).cpu().numpy()
+    return FaceMeasure(True, np.asarray(landmarks, np.float64), coeffs.cpu().numpy(), emb)

@@ -1,0 +1,79 @@
+"""Same-identity reconstruction metrics between a generated and a driving 512 crop: PSNR, SSIM
+(torchmetrics, Wang et al. 2004 with an 11-pixel Gaussian window, σ = 1.5) and LPIPS (Zhang et al.
+2018, AlexNet, through torchmetrics). MIMAFace §4.1, Table 1.
+
+Images are (1, 3, H, W) float32 RGB in [0, 1] (data range 1).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+#: PSNR of identical frames is infinite; it is reported as this cap (dB), so means and JSON stay finite.
+PSNR_CAP_DB = 100.0
+#: The ImageNet AlexNet file torchvision's ``AlexNet_Weights.IMAGENET1K_V1`` reads (LPIPS's backbone).
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+ALEXNET_URL = "https://download.pytorch.org/models/" + ALEXNET_FILE
+
+
+def psnr(generated: torch.Tensor, driving: torch.Tensor) -> float:
+    """PSNR in dB, ``10·log10(1 / MSE)`` over all pixels and channels, capped at :data:`PSNR_CAP_DB`."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    value = float(peak_signal_noise_ratio(generated.float(), driving.float(), data_range=1.0))
+    return PSNR_CAP_DB if not math.isfinite(value) else min(value, PSNR_CAP_DB)
+
+
+def ssim(generated: torch.Tensor, driving: torch.Tensor) -> float:
+    """Mean SSIM over the image (Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, borders cropped),
+    averaged over the RGB channels; 1 for identical images."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    return float(structural_similarity_index_measure(generated.float(), driving.float(), data_range=1.0))
+
+
+def hub_checkpoint(name: str) -> Path:
+    """Where torch.hub keeps a downloaded file (``$TORCH_HOME/hub/checkpoints/<name>``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def lpips_unavailable() -> str | None:
+    """Why LPIPS cannot run here (a sentence naming what to install or the file and where to put
+    it), or None when it can. Nothing is ever downloaded."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any import failure means the same thing here
+        return (f"LPIPS skipped: it needs torchvision (AlexNet), which does not import here ({type(exc).__name__}). "
+                "ComfyUI installs it; standalone, install the torchvision build that matches your torch.")
+    path = hub_checkpoint(ALEXNET_FILE)
+    if not path.is_file():
+        return f"LPIPS skipped: AlexNet's weights are not on this machine; put {ALEXNET_FILE} ({ALEXNET_URL}) at {path}."
+    return None
+
+
+class LPIPS:
+    """LPIPS with the AlexNet backbone and the standard linear layers (v0.1, shipped with
+    torchmetrics), on ``device``. Lower is more similar; 0 for identical images.
+
+    Raises:
+        RuntimeError: LPIPS cannot run here (:func:`lpips_unavailable` says why).
+    """
+
+    def __init__(self, device: str | torch.device = "cpu"):
+        reason = lpips_unavailable()
+        if reason:
+            raise RuntimeError(reason)
+        from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+        self.metric = LearnedPerceptualImagePatchSimilarity(net_type="alex", reduction="sum", normalize=True).to(device)
+        self.device = torch.device(device)
+
+    def __call__(self, generated: torch.Tensor, driving: torch.Tensor) -> float:
+        """LPIPS of one pair of (1, 3, H, W) [0, 1] images."""
+        with torch.inference_mode():
+            value = float(self.metric.net(generated.float().to(self.device), driving.float().to(self.device),
+                                          normalize=True).sum())
+        return max(value, 0.0)
