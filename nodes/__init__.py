@@ -7,6 +7,7 @@ from . import _comfy
 from .appearance import MIAAppearanceEncode
 from .audio import AudioToMotion
 from .composite import PasteBack
+from .evaluate import EvaluateAnimation
 from .gaze import GazeEmbed
 from .loaders import LoadMIMAFaceModel
 from .motion import EditMotion, ExtractMotion
@@ -28,6 +29,7 @@ _NODES = {
     "MIMAFaceSaveMotion": (SaveMotion, "Save Motion (MIMAFace)"),
     "MIMAFaceLoadMotion": (LoadMotion, "Load Motion (MIMAFace)"),
     "MIMAFaceAudioToMotion": (AudioToMotion, "Audio to 3DMM Motion (MIMAFace)"),
+    "MIMAFaceEvaluateAnimation": (EvaluateAnimation, "Evaluate Animation (MIMAFace)"),
 }
 NODE_CLASS_MAPPINGS: dict[str, type] = {k: v[0] for k, v in _NODES.items()}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {k: v[1] for k, v in _NODES.items()}

@@ -14,6 +14,8 @@ import torch
 
 #: PSNR of identical frames is infinite; it is reported as this cap (dB), so means and JSON stay finite.
 PSNR_CAP_DB = 100.0
+#: SSIM's Gaussian window (pixels) for σ = 1.5, torchmetrics' and scikit-image's default.
+SSIM_WINDOW = 11
 #: The ImageNet AlexNet file torchvision's ``AlexNet_Weights.IMAGENET1K_V1`` reads (LPIPS's backbone).
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_URL = "https://download.pytorch.org/models/" + ALEXNET_FILE
@@ -23,16 +25,26 @@ def psnr(generated: torch.Tensor, driving: torch.Tensor) -> float:
     """PSNR in dB, ``10·log10(1 / MSE)`` over all pixels and channels, capped at :data:`PSNR_CAP_DB`."""
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
-    value = float(peak_signal_noise_ratio(generated.float(), driving.float(), data_range=1.0))
+    value = float(peak_signal_noise_ratio(generated.double(), driving.double(), data_range=1.0))
     return PSNR_CAP_DB if not math.isfinite(value) else min(value, PSNR_CAP_DB)
 
 
 def ssim(generated: torch.Tensor, driving: torch.Tensor) -> float:
-    """Mean SSIM over the image (Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, borders cropped),
-    averaged over the RGB channels; 1 for identical images."""
+    """Mean SSIM (Wang et al. 2004): Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, averaged over the
+    RGB channels and over the pixels at least 5 from the border (the pixels whose window lies inside
+    the image, as Wang's MATLAB code and scikit-image report it), in float32 (within 1e-5 of a
+    float64 computation); exactly 1 for identical images.
+
+    The SSIM map is torchmetrics'; its own mean also counts the reflect-padded border, which we crop.
+    """
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    return float(structural_similarity_index_measure(generated.float(), driving.float(), data_range=1.0))
+    if torch.equal(generated, driving):
+        return 1.0  # by definition; float32 round-off would give 1 - 1e-6
+    _, full = structural_similarity_index_measure(generated.float(), driving.float(), data_range=1.0,
+                                                  return_full_image=True)
+    pad = (SSIM_WINDOW - 1) // 2
+    return float(full[..., pad:-pad, pad:-pad].mean())
 
 
 def hub_checkpoint(name: str) -> Path:
