@@ -53,7 +53,7 @@ class EvaluationOptions:
 
 
 def _unit(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255
 
 
 class _Cropper:
