@@ -58,7 +58,8 @@ class EvaluateAnimation:
                              "animation used (same frame count).")
         src = frames_of(source, "source")[0] if source is not None else None
         options = EvaluationOptions(same_identity=same_identity, clip_length=clip_length or None,
-                                    overlap=overlap if clip_length else None, lpips=lpips, fid=fid)
+                                    overlap=overlap if clip_length else None, lpips=lpips, fid=fid,
+                                    require_face=False)
         progress = _comfy.Progress(len(gen))
         with model.use("face") as m:
             estimators = Estimators(m.detector, m.d3dfr, m.identity_encoder, model.compute)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from alignment_fixture import entries, media_path
 from mimaface_core.media import iter_video_frames
@@ -101,3 +102,28 @@ def test_gaze_embed_methods_and_errors(handle, driving):
 def test_extract_rejects_a_non_image(handle):
     with pytest.raises(ValueError, match="images"):
         NODES["MIMAFaceExtractMotion"]().extract(handle, torch.zeros(3, 4), "first_frame", 0, 9)
+
+
+def test_evaluate_animation_node_standalone(handle, driving):
+    """Evaluate Animation on a real clip against itself: the same-identity metrics at their
+    identical-input values, the summary on the node, the curves image; a frame-count mismatch and
+    a bad clip plan are named."""
+    from mimaface_core.evaluation.pixel_metrics import PSNR_CAP_DB
+
+    node = NODES["MIMAFaceEvaluateAnimation"]
+    frames = driving[:3]
+    photo = torch.from_numpy(np.array(Image.open(media_path(entries("photo")[0])).convert("RGB"))).float()[None] / 255
+    out = node().evaluate(handle, frames, frames, True, 2, 0, False, False, source=photo)
+    summary, curves = out["result"]
+    assert out["ui"]["text"] == [summary]
+    lines = {line.split()[0]: line for line in summary.splitlines()}
+    assert f"{PSNR_CAP_DB:.4f}" in lines["PSNR"] and "1.0000" in lines["SSIM"]
+    for name in ("Exp", "Pose", "Gaze", "LMD"):
+        assert lines[name].split()[2] == "0.0000", lines[name]
+    assert "skipped on request" in lines["LPIPS"] and "skipped on request" in lines["FID"]
+    assert "3 frames compared" in summary and "seams at frames 2" in summary
+    assert curves.shape == (1, 800, 1000, 3) and curves.dtype == torch.float32
+    with pytest.raises(ValueError, match="generated has 2 frames and driving 3"):
+        node().evaluate(handle, frames[:2], frames, False, 0, 3, False, False)
+    assert "overlap (4)" in node.VALIDATE_INPUTS(clip_length=4, overlap=4)
+    assert node.VALIDATE_INPUTS(clip_length=0, overlap=3) is True

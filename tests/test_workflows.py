@@ -301,6 +301,7 @@ class CoreStandIns:
 
     def __init__(self, vae_folder: Path, frames: int, models: Path | None = None):
         self.vae_folder, self.frames, self.saved, self.models = vae_folder, frames, {}, models
+        self.previewed = []
         self._vae = None
 
     def LoadImage(self, image):
@@ -357,6 +358,10 @@ class CoreStandIns:
     def LoraLoaderModelOnly(self, model, lora_name, strength_model):
         return (model,)  # stand-in: no LoRA file in these tests
 
+    def PreviewImage(self, images):
+        self.previewed.append(images)
+        return ()
+
     def SaveImage(self, images, filename_prefix, _id=None):
         self.saved[_id] = {"images": images, "prefix": filename_prefix}
         return ()
@@ -394,6 +399,8 @@ def fast(api: dict) -> dict:
             node["inputs"].update(FAST)
         if node["class_type"] == "MIMAFaceAudioToMotion":
             node["inputs"]["frame_limit"] = FRAMES
+        if node["class_type"] == "MIMAFaceEvaluateAnimation":
+            node["inputs"].update({k: FAST[k] for k in ("clip_length", "overlap")})
     return api
 
 
@@ -457,6 +464,9 @@ def test_video_reenactment_runs(comfy_env):
         assert video["fps"] == pytest.approx(info.fps) and video["audio"] == {"source": driver}
     sampler = _by_title(api, "ICA Clip Sampler")
     assert results[sampler][0]["samples"].shape[0] == FRAMES
+    summary, curves = results[_by_title(api, "Evaluate Animation (MIMAFace)")]
+    assert f"{FRAMES} frames compared" in summary and "Exp" in summary and "seams at frames" in summary
+    assert curves.shape == (1, 800, 1000, 3)
 
 
 def test_image_reenactment_runs(comfy_env):

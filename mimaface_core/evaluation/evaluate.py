@@ -41,6 +41,9 @@ class EvaluationOptions:
         lpips, fid: compute them when their library and weights are here (else skipped with the
             reason); False skips them on purpose.
         fid_feature: a feature module for FID instead of the standard Inception-v3 (tests).
+        require_face: no face in any generated frame is an error (the CLI); False reports it in
+            the face metrics' skip reasons instead (the node: a failed animation must not stop
+            the rest of a ComfyUI graph).
     """
 
     same_identity: bool = False
@@ -50,6 +53,7 @@ class EvaluationOptions:
     lpips: bool = True
     fid: bool = True
     fid_feature: torch.nn.Module | None = None
+    require_face: bool = True
 
 
 def _unit(rgb: np.ndarray) -> torch.Tensor:
@@ -153,7 +157,7 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
     Raises:
         MIMAFaceError: the clips differ in frame count, or a frame has a size that is neither a
             512 crop nor the driving video's. FaceNotFoundError: no face in the source, in any
-            driving frame, or in any generated frame.
+            driving frame, or (with ``options.require_face``) in any generated frame.
     """
     names = [n for n, *_ in METRICS]
     results = {n: MetricResult(n) for n in names}
@@ -228,8 +232,13 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
     if count == 0:
         raise MIMAFaceError("the generated and driving clips have no frames.")
     if len(missing_g) == count:
-        raise FaceNotFoundError(f"generated: no face found in any of its {count} frames (on the shared 512 crop); "
-                                "check that the generated clip belongs to this driving clip.")
+        message = (f"generated: no face found in any of its {count} frames (on the shared 512 crop); "
+                   "check that the generated clip belongs to this driving clip.")
+        if options.require_face:
+            raise FaceNotFoundError(message)
+        for name in ("exp", "pose", "gaze", "lmd", "csim"):
+            if not results[name].skipped:
+                results[name].skipped = f"{name.upper()} not measured: {message}"
     if fid is not None:
         if count < 2:
             results["fid"].skipped = "FID skipped: it needs at least 2 frames."

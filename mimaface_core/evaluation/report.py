@@ -157,6 +157,9 @@ class EvaluationResult:
             ax.plot(frames[:len(y)], y, lw=1.2)
             for t in self.seams:
                 ax.axvline(t - 0.5, color="tab:red", ls="--", lw=0.8)
+        from matplotlib.ticker import MaxNLocator
+
+        axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[-1].set_xlabel("frame")
         fig.suptitle("per-frame errors (dashed: clip seams)" if self.seams else "per-frame errors")
         fig.tight_layout()
