@@ -22,7 +22,7 @@ from ..face.crops import CROP_512, box_crop_matrix
 from ..images import squash_to_512, to_rgb_uint8
 from ..morphable.coefficients import ANGLES, EXP, GAZE, TRANSLATION
 from .face_measures import Estimators, FaceMeasure, measure_face
-from .report import METRICS, EvaluationResult, MetricResult
+from .report import LABELS, METRICS, EvaluationResult, MetricResult
 from .seams import seam_frames, seam_level_ratio, seam_score
 
 Frames = Callable[[], Iterable]
@@ -136,7 +136,8 @@ def source_measure(source, estimators: Estimators, face: int | str = LARGEST, wh
 
 def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, source=None,
                     options: EvaluationOptions = EvaluationOptions(), *, num_frames: int | None = None,
-                    progress: Progress | None = None) -> EvaluationResult:
+                    progress: Progress | None = None,
+                    on_crops: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> EvaluationResult:
     """Every metric between a generated clip and its driving clip (and the source photo).
 
     Args:
@@ -148,6 +149,8 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
         options: :class:`EvaluationOptions`.
         num_frames: the expected count, for the progress total.
         progress: called as ``progress(done, total)`` after each frame; may raise to cancel.
+        on_crops: called with each frame's index and its generated and driving (512, 512, 3) uint8
+            crops (e.g. to pool FID over many clips, as the benchmark protocol does).
 
     Returns:
         An :class:`EvaluationResult`: per-frame PSNR, SSIM, LPIPS (same-identity), Exp, Pose, Gaze,
@@ -202,6 +205,8 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
     for i, g_frame, d_frame in _lockstep(generated(), driving()):
         g = crop_g(to_rgb_uint8(g_frame, f"generated frame {i}"), i)
         d = crop_d(to_rgb_uint8(d_frame, f"driving frame {i}"), i)
+        if on_crops is not None:
+            on_crops(i, g, d)
         gu, du = _unit(g), _unit(d)
         if same:
             results["psnr"].per_frame.append(psnr(gu, du))
@@ -238,7 +243,7 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
             raise FaceNotFoundError(message)
         for name in ("exp", "pose", "gaze", "lmd", "csim"):
             if not results[name].skipped:
-                results[name].skipped = f"{name.upper()} not measured: {message}"
+                results[name].skipped = f"{LABELS[name]} not measured: {message}"
     if fid is not None:
         if count < 2:
             results["fid"].skipped = "FID skipped: it needs at least 2 frames."
