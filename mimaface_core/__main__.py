@@ -1,4 +1,4 @@
-"""Command line: ``python -m mimaface_core {animate,evaluate,convert,download} ...``."""
+"""Command line: ``python -m mimaface_core {animate,evaluate,train,convert,download} ...``."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("dest", help="destination folder, e.g. ComfyUI/models/mimaface/MIMAFace")
     from .cli_animate import add_parser
     from .cli_evaluate import add_parser as add_evaluate_parser
+    from .cli_train import add_parser as add_train_parser
 
     add_parser(sub)
     add_evaluate_parser(sub)
+    add_train_parser(sub)
     return parser
 
 
@@ -50,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cli_evaluate import run as run_evaluate
 
             run_evaluate(args)
+        elif args.command == "train":
+            from .cli_train import run as run_train
+
+            run_train(args)
         elif args.command == "download":
             from .weights.download import download_weights
 

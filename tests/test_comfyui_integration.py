@@ -236,8 +236,9 @@ def _wait(server, prompt_id: str, timeout: float = 1800) -> dict:
 
 
 def _saved_files(entry: dict) -> list[dict]:
-    return [f for out in entry["outputs"].values() for kind in ("images", "gifs", "videos", "text")
-            for f in out.get(kind, [])]
+    """The files the prompt wrote to the output folder (previews go to temp/, text is not a file)."""
+    return [f for out in entry["outputs"].values() for kind in ("images", "gifs", "videos")
+            for f in out.get(kind, []) if isinstance(f, dict) and f.get("type", "output") == "output"]
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
@@ -254,6 +255,8 @@ def test_workflow_runs(server, path):
 
         driver = server["input"] / "driving_talking.mp4"
         expected = len(list(iter_video_frames(driver)))
+        texts = [t for out in entry["outputs"].values() for t in out.get("text", [])]
+        assert any(f"{expected} frames compared" in t for t in texts), texts  # Evaluate Animation's summary
         for f in files:
             video = server["output"] / f.get("subfolder", "") / f["filename"]
             with av.open(str(video)) as c:

@@ -78,12 +78,14 @@ def motion_module_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_training_models(root: str | Path, stage: str, motion_file: str | Path | None = None,
-                         device: str | torch.device = "cpu") -> TrainModels:
+                         device: str | torch.device = "cpu", resume: bool = False) -> TrainModels:
     """The starting networks of a stage from a MIMAFace snapshot, as the release's launch scripts load them.
 
     Args:
         root: the snapshot folder (released layout). stage: "image" or "video".
         motion_file: video stage: the motion modules (default ``checkpoints/video/3dunet.pth``).
+        resume: video stage: continue a video-stage run (a checkpoint written by the train
+            command): conv_in from ``3dunet``, MIM and CLIP from ``checkpoints/video``.
 
     Raises:
         ValueError: unknown stage. MissingWeightFileError / WeightMismatchError: files absent or wrong.
@@ -104,15 +106,22 @@ def load_training_models(root: str | Path, stage: str, motion_file: str | Path |
     else:
         unet = build_unet3d(config, device="meta")
         motion_path = Path(motion_file) if motion_file is not None else layout.weight_file("unet3d")
-        motion = motion_module_state(motion_path)
+        if resume:
+            from ..weights.unet import official_motion_state
+            from ..safe_load import read_state_dict
+
+            motion = official_motion_state(read_state_dict(motion_path, "3dunet"), motion_path)
+        else:
+            motion = motion_module_state(motion_path)
         tables = positional_tables(unet)
         expected = expected_shapes(unet)
         check_state_dict({**state2d, **motion}, expected, file=motion_path, component="the video-stage UNet",
                          allow_missing=tables)
         unet.load_state_dict({**state2d, **motion, **tables}, strict=True, assign=True)
     unet = nn.Module.to(unet, device=device, dtype=torch.float32)
-    mim = load_mim(layout.mim("image"), device)
-    clip = load_appearance_encoder(layout.vision_encoder("image"), device).clip
+    part = "video" if (resume and stage == "video") else "image"
+    mim = load_mim(layout.mim(part), device)
+    clip = load_appearance_encoder(layout.vision_encoder(part), device).clip
     return TrainModels(unet, mim, clip, stage).train()
 
 
