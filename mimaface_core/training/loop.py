@@ -156,7 +156,8 @@ def train(options: TrainOptions, progress: Callable[[int, int, float], None] | N
         if any(n.startswith("clip.") for n, _ in trainable):
             models.clip.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for _, p in trainable]
-    optimizer = make_optimizer(params, lr=options.lr, kind=options.optimizer)
+    fused = True if options.optimizer == "adamw" and torch.device(options.device).type in ("cpu", "cuda") else None
+    optimizer = make_optimizer(params, lr=options.lr, kind=options.optimizer, fused=fused)
     id_loss = None
     if options.id_loss_weight > 0:
         if not any(n.startswith("clip.") for n, _ in trainable):
