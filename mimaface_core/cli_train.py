@@ -128,12 +128,15 @@ def run(args: argparse.Namespace) -> None:
 
     device = check_train_args(args)
     options = options_from_args(args, device)
-    with tqdm(total=args.steps, desc=f"train ({args.stage} stage)", unit="step") as bar:
+    quiet = int(os.environ.get("RANK", "0")) != 0  # under torchrun, one progress bar (rank 0)
+    with tqdm(total=args.steps, desc=f"train ({args.stage} stage)", unit="step", disable=quiet) as bar:
         def progress(step, steps, loss):
             bar.n = step
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.refresh()
 
         result = train(options, progress)
+    if quiet:
+        return
     print(f"trained steps {result.first_step + 1}..{result.first_step + len(result.losses)}; last checkpoint: "
           f"{result.checkpoint}")

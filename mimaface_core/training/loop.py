@@ -4,6 +4,9 @@ identity loss, periodic checkpoints in the released layout, resume (spec §7; pa
 Determinism: step s draws its batch, its noise, timesteps and decisions from generators seeded with
 ``seed · 1000003 + s``, so a resumed run continues with exactly the losses of an uninterrupted one.
 
+Several GPUs: start the same command with ``torchrun`` (:mod:`.distributed`); the losses shown are
+the mean over the processes.
+
 Defaults that differ from the release (each has an option restoring the release's behaviour):
 ``train_clip_layers`` (video stage: the last two CLIP layers really train), ``max_grad_norm`` 1.0
 (really clips), ``per_sample_clip_tokens`` (batches > 1 keep each sample's own CLIP tokens).
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -126,9 +129,10 @@ def train(options: TrainOptions, progress: Callable[[int, int, float], None] | N
     """
     from .checkpoint import latest_checkpoint, read_trainer_state, write_checkpoint
     from .data import prepare_dataset, sample_batch, usable
+    from .distributed import rank_seed, setup, wrap
     from .identity_loss import IdentityContrastiveLoss, clip_id_tokens
     from .models import load_training_models, set_trainable
-    from .step import StepOptions, draw_step, forward_step, make_optimizer
+    from .step import StepOptions, draw_step, make_optimizer
 
     start_step, root, state = 0, Path(options.weights), None
     if options.resume:
@@ -140,9 +144,22 @@ def train(options: TrainOptions, progress: Callable[[int, int, float], None] | N
             raise MIMAFaceError(f"--resume: {ckpt.name} is a {state.get('stage')}-stage checkpoint, not {options.stage}.")
         start_step, root = int(state["step"]), ckpt
         log.info("resuming from %s (step %d)", ckpt, start_step)
+    dist = setup(options.device)
+    if dist.world > 1:
+        if options.id_loss_weight > 0:
+            raise MIMAFaceError("--id-loss-weight is not supported with several processes yet; train on one GPU "
+                                "or set it to 0.")
+        options = replace(options, device=dist.device)
+        log.info("process %d of %d on %s", dist.rank, dist.world, dist.device)
     nets = networks or load_data_networks(options)
-    videos = prepare_dataset(options.data, options.cache or Path(options.out) / "data_cache", nets,
-                             max_frames=options.max_frames, root_tag=str(Path(options.weights).resolve()))
+
+    def prepare():
+        return prepare_dataset(options.data, options.cache or Path(options.out) / "data_cache", nets,
+                               max_frames=options.max_frames, root_tag=str(Path(options.weights).resolve()))
+
+    videos = prepare() if dist.main else None
+    dist.barrier()  # rank 0 fills the cache; the others read it
+    videos = videos if videos is not None else prepare()
     frames = options.clip_frames
     videos = usable(videos, frames)
     resume_video = options.resume and options.stage == "video"
@@ -155,6 +172,7 @@ def train(options: TrainOptions, progress: Callable[[int, int, float], None] | N
         models.unet.enable_gradient_checkpointing()
         if any(n.startswith("clip.") for n, _ in trainable):
             models.clip.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    run_step = wrap(models, dist)
     params = [p for _, p in trainable]
     fused = True if options.optimizer == "adamw" and torch.device(options.device).type in ("cpu", "cuda") else None
     optimizer = make_optimizer(params, lr=options.lr, kind=options.optimizer, fused=fused)
@@ -176,7 +194,7 @@ def train(options: TrainOptions, progress: Callable[[int, int, float], None] | N
     result = TrainResult(first_step=start_step)
     motion_file = None if options.resume else options.motion_file
     for step in range(start_step, options.steps):
-        seed = _step_seed(options.seed, step)
+        seed = rank_seed(_step_seed(options.seed, step), dist.rank)
         rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
         batch, sources = sample_batch(videos, options.batch_size, frames, nets, rng)
         batch = batch.to(options.device)
@@ -185,10 +203,10 @@ def train(options: TrainOptions, progress: Callable[[int, int, float], None] | N
         shape = (b, 4, h, w) if options.stage == "image" else (b, 4, frames, h, w)
         draws = draw_step(options.stage, shape, gen, rng, options.device)
         with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
-            out = forward_step(models, batch, draws, step_options)
-            loss = out.loss
+            loss, intermediates = run_step(batch, draws, step_options)
             if id_loss is not None:
-                loss = loss + options.id_loss_weight * _identity_term(models, out, sources, batch.labels, id_loss, gen)
+                loss = loss + options.id_loss_weight * _identity_term(models, intermediates, sources, batch.labels,
+                                                                      id_loss, gen)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -205,29 +223,35 @@ def train(options: TrainOptions, progress: Callable[[int, int, float], None] | N
         value = float(loss.detach())
         if value != value:
             raise MIMAFaceError(f"step {step + 1}: the loss is NaN; lower --lr or use --mixed-precision no/bf16.")
+        value = dist.mean(value)
         result.losses.append(value)
         if progress is not None:
             progress(step + 1, options.steps, value)
         done = step + 1
-        if done % options.checkpoint_every == 0 or done == options.steps:
+        if (done % options.checkpoint_every == 0 or done == options.steps) and dist.main:
             trainer_state = {"step": done, "stage": options.stage, "optimizer": optimizer.state_dict(),
                              "bank": id_loss.state_dict() if id_loss is not None else None,
                              "scaler": scaler.state_dict() if scaler is not None else None}
-            info = {"step": done, "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+            info = {"step": done, "processes": dist.world, "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
                     "losses": result.losses[-100:]}
             result.checkpoint = write_checkpoint(models, root, options.out, done, trainer_state, info, motion_file)
             log.info("wrote %s", result.checkpoint)
+        if done % options.checkpoint_every == 0 or done == options.steps:
+            dist.barrier()
+    dist.close()
     return result
 
 
-def _identity_term(models, out, sources: torch.Tensor, labels: torch.Tensor, id_loss, generator) -> torch.Tensor:
-    """The identity contrastive loss of the batch's sources and their photometric augmentations."""
+def _identity_term(models, out: dict, sources: torch.Tensor, labels: torch.Tensor, id_loss, generator) -> torch.Tensor:
+    """The identity contrastive loss of the batch's sources (their CLIP tokens from the step's
+    intermediates) and their photometric augmentations."""
     from ..appearance import clip_preprocess
     from .augment import photometric_augment
 
     images = sources.permute(0, 3, 1, 2).float() / 255
     augmented = photometric_augment(images, generator)
     pixels = torch.cat([clip_preprocess((a.permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy())
-                        for a in augmented]).to(out.clip_tokens.device)
+                        for a in augmented]).to(out["clip_last_hidden_state"].device)
     aug_tokens = models.clip(pixel_values=pixels).last_hidden_state
-    return id_loss(clip_id_tokens(out.clip_tokens), clip_id_tokens(aug_tokens), labels.to(out.clip_tokens.device))
+    tokens = out["clip_last_hidden_state"]
+    return id_loss(clip_id_tokens(tokens), clip_id_tokens(aug_tokens), labels.to(tokens.device))
