@@ -70,6 +70,15 @@ def animate_model(animate_root):
 
 
 @pytest.fixture(scope="session")
+def train_root(tmp_path_factory):
+    """The train_step fixture's weight recipe regenerated in the released layout (the four
+    components the training stages start from)."""
+    import train_fixture
+
+    return train_fixture.write_weights(tmp_path_factory.mktemp("train_weights"))
+
+
+@pytest.fixture(scope="session")
 def sadtalker_files(tmp_path_factory):
     """SadTalker's audio weights in both official forms (the combined safetensors with decoy keys,
     and the older .pth pair), regenerated from the audio2coeff recipe (fingerprints checked):

@@ -4,22 +4,15 @@ when one process's draws leave the MIA module and CLIP out of its step (appearan
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
-import train_fixture as tf
-
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def train_root(tmp_path_factory):
-    return tf.write_weights(tmp_path_factory.mktemp("ddp_weights"))
 
 
 def _free_port() -> int:
@@ -32,7 +25,7 @@ def test_two_processes_apply_the_mean_gradient(train_root, tmp_path):
     port, world = _free_port(), 2
     procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "ddp_worker.py"), str(r), str(world), str(port),
                                str(train_root), str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env={**__import__("os").environ,
+                              stderr=subprocess.STDOUT, text=True, env={**os.environ,
                                                                          "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"})
              for r in range(world)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]

@@ -15,11 +15,6 @@ from mimaface_core.training.step import StepDraws, StepOptions, TrainBatch, forw
 CASES = sorted(tf.cases())
 
 
-@pytest.fixture(scope="module")
-def train_root(tmp_path_factory):
-    return tf.write_weights(tmp_path_factory.mktemp("train_weights"))
-
-
 def _batch(case: str) -> TrainBatch:
     t = lambda n: tf.tensor(case, f"input.{n}")  # noqa: E731
     return TrainBatch(t("clip_pixel_values"), t("vae_mode_target"), t("vae_mode_render"), t("coeffs"), t("id25088"))
