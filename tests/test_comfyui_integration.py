@@ -149,7 +149,7 @@ def server(prepared):
          "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_NAME,
          "--input-directory", str(inputs), "--output-directory", str(outputs),
          "--extra-model-paths-config", str(base / "extra_model_paths.yaml")],
-        cwd=comfy, stdout=log, stderr=subprocess.STDOUT)
+        cwd=comfy, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -281,7 +281,12 @@ def test_second_queue_reuses_weights_and_free_unloads(server):
     assert after_two[1] - before[1] <= 1, "the weights were read from disk again"
     _post(server["url"] + "/free", {"unload_models": True})
     time.sleep(2)
-    assert _wait(server, _queue(server, _api(server, name, seed=103)))["status"]["status_str"] == "success"
+    # ComfyUI's prompt worker applies the /free flag when it wakes; on a busy machine that can be
+    # after the next prompt started, so the reload shows on that prompt or the one after
+    for seed in (103, 104):
+        assert _wait(server, _queue(server, _api(server, name, seed=seed)))["status"]["status_str"] == "success"
+        if _log_count(server, loads) > after_two[0]:
+            break
     assert _log_count(server, loads) == after_two[0] + 1, "after /free the UNet group is loaded again"
     assert _log_count(server, reads) == after_two[1], "and it came from memory, not from disk"
 

@@ -155,7 +155,8 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
     Returns:
         An :class:`EvaluationResult`: per-frame PSNR, SSIM, LPIPS (same-identity), Exp, Pose, Gaze,
         CSIM, LMD and the frame difference; FID over both sets; seam scores when the clip plan is
-        given. Frames where either crop has no face have None for the face metrics.
+        given. Frames where either crop has no face have None for the face metrics (the driving
+        crop is measured only where the generated one has a face).
 
     Raises:
         MIMAFaceError: the clips differ in frame count, or a frame has a size that is neither a
@@ -219,10 +220,12 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
             fid.add(gu, real=False)
             fid.add(du, real=True)
         mg = measure_face(g, estimators, options.face, identity=src is not None)
-        md = measure_face(d, estimators, options.face, identity=False)
+        # the driving face is measured only where the generated one exists: every metric that
+        # uses it compares the two (a failed animation costs half the time)
+        md = measure_face(d, estimators, options.face, identity=False) if mg.found else FaceMeasure(False)
         if not mg.found:
             missing_g.append(i)
-        if not md.found:
+        elif not md.found:
             missing_d.append(i)
         both = mg.found and md.found
         results["exp"].per_frame.append(_distance(mg.coeffs, md.coeffs, EXP) if both else None)

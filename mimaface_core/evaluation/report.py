@@ -87,7 +87,8 @@ class EvaluationResult:
         metrics: name → :class:`MetricResult`, in :data:`METRICS` order.
         num_frames: frames compared. seams: seam frame indices (empty without clip length).
         same_identity: whether the same-identity metrics (PSNR, SSIM, LPIPS) were asked for.
-        missing_generated / missing_driving: frames whose crop had no face.
+        missing_generated / missing_driving: frames whose crop had no face (driving crops are
+            looked at only where the generated crop has a face).
     """
 
     metrics: dict[str, MetricResult]
