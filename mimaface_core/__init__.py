@@ -4,6 +4,7 @@ A standalone library (no ComfyUI import anywhere) implementing MIMAFace (arXiv 2
 weight compatibility with the released checkpoints. Entry point: :func:`load_mimaface`.
 """
 
+from ._lazy import lazy_getattr
 from .errors import MIMAFaceError, MissingWeightFileError, UnsafeWeightFileError, WeightFileError, WeightMismatchError
 
 _LAZY = {"BaseCheckpoint": ".weights.base_merge", "MIMAFaceModel": ".weights.loader", "load_mimaface": ".weights.loader"}
@@ -19,12 +20,4 @@ __all__ = [
     "load_mimaface",
 ]
 
-
-def __getattr__(name):  # PEP 562: the heavy modules (diffusers, transformers) load on first use
-    if name in _LAZY:
-        from importlib import import_module
-
-        value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)  # PEP 562: heavy modules load on first use

@@ -4,6 +4,7 @@ Wav2Lip mel and per-frame windows), ``encoder`` / ``audio2exp`` / ``audio2pose``
 ``weights`` (the official checkpoints), ``blink``, ``coefficients`` (the assembly of
 ``Audio2Coeff.generate``) and ``motion`` (the MotionSequence in the source's crop frame)."""
 
+from .._lazy import lazy_getattr
 from .coefficients import BLINK_MODES, POSE_MODES
 from .decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, Speech, load_audio, probe_audio, speech_from_waveform
 
@@ -14,12 +15,4 @@ __all__ = ["BLINK_MODES", "FPS", "POSE_MODES", "SAMPLES_PER_FRAME", "SAMPLE_RATE
            "AudioNetworks", "Speech", "audio_motion", "find_audio_weights", "load_audio", "load_audio_networks",
            "probe_audio", "speech_from_waveform"]
 
-
-def __getattr__(name):  # PEP 562: the heavy modules (diffusers, transformers) load on first use
-    if name in _LAZY:
-        from importlib import import_module
-
-        value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)  # PEP 562: heavy modules load on first use

@@ -7,20 +7,15 @@ Attributes are resolved lazily (PEP 562) so importing the package loads no metri
 
 from __future__ import annotations
 
+from .._lazy import lazy_getattr
+
 _EXPORTS = {
-    "EvaluationOptions": "evaluate", "evaluate_frames": "evaluate", "frames_from_path": "frames",
-    "EvaluationResult": "report", "MetricResult": "report",
-    "Estimators": "face_measures", "load_estimators": "face_measures", "measure_face": "face_measures",
-    "seam_frames": "seams", "seam_scores": "seams",
+    "EvaluationOptions": ".evaluate", "evaluate_frames": ".evaluate", "frames_from_path": ".frames",
+    "EvaluationResult": ".report", "MetricResult": ".report",
+    "Estimators": ".face_measures", "load_estimators": ".face_measures", "measure_face": ".face_measures",
+    "seam_frames": ".seams", "seam_scores": ".seams",
 }
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 __all__ = sorted(_EXPORTS)

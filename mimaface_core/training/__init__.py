@@ -7,19 +7,15 @@ Attributes are resolved lazily (PEP 562) so importing the package loads no train
 
 from __future__ import annotations
 
+from .._lazy import lazy_getattr
+
 _EXPORTS: dict[str, str] = {
-    "TrainModels": "models", "load_training_models": "models", "set_trainable": "models",
-    "TrainBatch": "step", "StepDraws": "step", "StepOptions": "step", "draw_step": "step",
-    "forward_step": "step", "make_optimizer": "step", "optimizer_step": "step",
-    "IDTokenBank": "identity_loss", "IdentityContrastiveLoss": "identity_loss",
-    "identity_contrastive_loss": "identity_loss", "clip_id_tokens": "identity_loss",
-    "photometric_augment": "augment",
+    "TrainModels": ".models", "load_training_models": ".models", "set_trainable": ".models",
+    "TrainBatch": ".step", "StepDraws": ".step", "StepOptions": ".step", "draw_step": ".step",
+    "forward_step": ".step", "make_optimizer": ".step", "optimizer_step": ".step",
+    "IDTokenBank": ".identity_loss", "IdentityContrastiveLoss": ".identity_loss",
+    "identity_contrastive_loss": ".identity_loss", "clip_id_tokens": ".identity_loss",
+    "photometric_augment": ".augment",
 }
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
