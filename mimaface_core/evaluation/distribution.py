@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import torch
 
-from .pixel_metrics import hub_checkpoint
+from .pixel_metrics import why_unavailable
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_FILE
 
 
 def fid_unavailable() -> str | None:
-    """Why the standard FID cannot run here (what to install, or the file and where to put it), or
-    None. Nothing is ever downloaded."""
-    try:
-        import torch_fidelity  # noqa: F401
-    except Exception as exc:  # noqa: BLE001
-        return (f"FID skipped: it needs torch-fidelity's Inception-v3, which does not import here ({type(exc).__name__}); "
-                "pip install torch-fidelity (it needs torchvision, which ComfyUI has).")
-    path = hub_checkpoint(INCEPTION_FILE)
-    if not path.is_file():
-        return f"FID skipped: the Inception weights are not on this machine; put {INCEPTION_FILE} ({INCEPTION_URL}) at {path}."
-    return None
+    """Why the standard FID cannot run here, or None (:func:`.pixel_metrics.why_unavailable`)."""
+    return why_unavailable("FID", "torch_fidelity", "torch-fidelity's Inception-v3", "pip install torch-fidelity (it "
+                           "needs torchvision, which ComfyUI has).", "the Inception weights", INCEPTION_FILE, INCEPTION_URL)
 
 
 class FIDAccumulator:

@@ -52,18 +52,30 @@ def hub_checkpoint(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
-def lpips_unavailable() -> str | None:
-    """Why LPIPS cannot run here (a sentence naming what to install or the file and where to put
-    it), or None when it can. Nothing is ever downloaded."""
+def why_unavailable(metric: str, module: str, needs: str, install: str, weights: str, file: str, url: str) -> str | None:
+    """Why a metric with a library and a torch.hub weight file cannot run here (a sentence naming
+    what to install, or the file and where to put it), or None when it can. Nothing is downloaded.
+
+    Args:
+        metric: its name in the message. module: the library to import. needs / install: what it
+            is and how to get it. weights / file / url: the weight file's description, name and source.
+    """
+    from importlib import import_module
+
     try:
-        import torchvision  # noqa: F401
+        import_module(module)
     except Exception as exc:  # noqa: BLE001 - any import failure means the same thing here
-        return (f"LPIPS skipped: it needs torchvision (AlexNet), which does not import here ({type(exc).__name__}). "
-                "ComfyUI installs it; standalone, install the torchvision build that matches your torch.")
-    path = hub_checkpoint(ALEXNET_FILE)
+        return f"{metric} skipped: it needs {needs}, which does not import here ({type(exc).__name__}). {install}"
+    path = hub_checkpoint(file)
     if not path.is_file():
-        return f"LPIPS skipped: AlexNet's weights are not on this machine; put {ALEXNET_FILE} ({ALEXNET_URL}) at {path}."
+        return f"{metric} skipped: {weights} are not on this machine; put {file} ({url}) at {path}."
     return None
+
+
+def lpips_unavailable() -> str | None:
+    """Why LPIPS cannot run here, or None (:func:`why_unavailable`)."""
+    return why_unavailable("LPIPS", "torchvision", "torchvision (AlexNet)", "ComfyUI installs it; standalone, install "
+                           "the torchvision build that matches your torch.", "AlexNet's weights", ALEXNET_FILE, ALEXNET_URL)
 
 
 class LPIPS:
