@@ -190,23 +190,21 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
         calls = []
         hook = handle.model.denoiser.register_forward_hook(lambda *a: calls.append(1))
         try:
+            def sample_until_interrupted():
+                try:
+                    N["MIMAFaceICAClipSampler"]().sample(handle, state["app"], state["render"], **steps)
+                    raise AssertionError("not interrupted")
+                except mm.InterruptProcessingException:
+                    pass
+                mm.interrupt_current_processing(False)
+
             mm.interrupt_current_processing(True)  # pressed before the sampler's first UNet step
-            try:
-                N["MIMAFaceICAClipSampler"]().sample(handle, state["app"], state["render"], **steps)
-                raise AssertionError("not interrupted")
-            except mm.InterruptProcessingException:
-                pass
-            mm.interrupt_current_processing(False)
+            sample_until_interrupted()
             assert not calls, calls
             hook.remove()
             hook = handle.model.denoiser.register_forward_hook(
                 lambda *a: calls.append(1) or (mm.interrupt_current_processing(True) if len(calls) == 1 else None))
-            try:
-                N["MIMAFaceICAClipSampler"]().sample(handle, state["app"], state["render"], **steps)
-                raise AssertionError("not interrupted")
-            except mm.InterruptProcessingException:
-                pass
-            mm.interrupt_current_processing(False)
+            sample_until_interrupted()
             assert len(calls) == 1, calls  # stopped right after the first UNet step
         finally:
             hook.remove()
