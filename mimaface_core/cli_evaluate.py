@@ -55,10 +55,10 @@ def check_evaluate_args(args):
         MIMAFaceError: the first problem, naming the option.
     """
     from .cli_checks import check_device, check_output
+    from .evaluation.face_measures import check_estimator_files
     from .evaluation.frames import frames_from_path
     from .images import load_image
     from .sampling.clips import MAX_CLIP_LENGTH, OVERLAP
-    from .weights.layout import ReleasedLayout
 
     if args.stride < 1:
         raise MIMAFaceError(f"--stride {args.stride}: must be at least 1.")
@@ -85,11 +85,7 @@ def check_evaluate_args(args):
         check_output(args.plot, {".png"}, "--plot")
     if not args.weights.is_dir():
         raise MIMAFaceError(f"--weights: folder not found: {args.weights} (a MIMAFace snapshot).")
-    layout = ReleasedLayout(args.weights)
-    missing = [str(layout.weight_file(n)) for n in ("d3dfr", "curricularface") if not layout.weight_file(n).is_file()]
-    if missing:
-        raise MIMAFaceError(f"--weights {args.weights}: the estimators are missing: {', '.join(missing)}. Run "
-                            f"python -m mimaface_core download {args.weights}.")
+    check_estimator_files(args.weights)
     if args.detector == "mediapipe" and args.mediapipe_models is None:
         raise MIMAFaceError("--detector mediapipe needs --mediapipe-models FOLDER.")
     device, _ = check_device(args.device, None)

@@ -36,6 +36,25 @@ class Estimators:
     device: torch.device
 
 
+def check_estimator_files(root: str | Path) -> dict[str, Path]:
+    """The D3DFR and CurricularFace files of a snapshot ({"d3dfr", "curricularface"}: path), checked
+    without reading them.
+
+    Raises:
+        MissingWeightFileError: one is missing (the message names it and says where to get it).
+    """
+    from ..errors import MissingWeightFileError
+    from ..weights.layout import ReleasedLayout
+
+    layout = ReleasedLayout(Path(root))
+    files = {name: layout.weight_file(name) for name in ("d3dfr", "curricularface")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise MissingWeightFileError(f"--weights {root}: the evaluation's estimators are missing: {', '.join(missing)}. "
+                                     "Point --weights at a MIMAFace snapshot (python -m mimaface_core download DEST).")
+    return files
+
+
 def load_estimators(root: str | Path, device: str | torch.device = "cpu", detector: str = "mtcnn",
                     models_dir: str | Path | None = None) -> Estimators:
     """Load only the estimators of a MIMAFace snapshot (D3DFR, CurricularFace, the detector).
@@ -48,18 +67,11 @@ def load_estimators(root: str | Path, device: str | torch.device = "cpu", detect
         MissingWeightFileError: the D3DFR or CurricularFace file is missing (the message names it).
         WeightMismatchError / UnsafeWeightFileError: a wrong or unsafe file.
     """
-    from ..errors import MissingWeightFileError
     from ..face.detectors import make_detector
     from ..weights.components import load_d3dfr, load_identity_encoder
-    from ..weights.layout import ReleasedLayout
 
     device = torch.device(device)
-    layout = ReleasedLayout(Path(root))
-    files = {name: layout.weight_file(name) for name in ("d3dfr", "curricularface")}
-    missing = [str(p) for p in files.values() if not p.is_file()]
-    if missing:
-        raise MissingWeightFileError(f"--weights {root}: the evaluation's estimators are missing: {', '.join(missing)}. "
-                                     "Point --weights at a MIMAFace snapshot (python -m mimaface_core download DEST).")
+    files = check_estimator_files(root)
     return Estimators(make_detector(detector, device=device, models_dir=models_dir),
                       load_d3dfr(files["d3dfr"], device), load_identity_encoder(files["curricularface"], device), device)
 
