@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 #: Frame rate given to a folder of frames (it has none of its own).
 FRAME_FOLDER_FPS = 25.0
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+#: Video containers looked for when a folder holds clips (training data, the evaluation protocol).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 
 @dataclass(frozen=True)

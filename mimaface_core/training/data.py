@@ -28,12 +28,14 @@ import numpy as np
 import torch
 
 from ..errors import FaceNotFoundError, MIMAFaceError
+from ..media import VIDEO_SUFFIXES as MEDIA_VIDEO_SUFFIXES
+from ..media import frame_files
 from .step import TrainBatch
 
 log = logging.getLogger("mimaface")
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+#: Clips read as videos: the containers of :data:`..media.VIDEO_SUFFIXES` and GIFs.
+VIDEO_SUFFIXES = (*MEDIA_VIDEO_SUFFIXES, ".gif")
 CACHE_VERSION = 1
 
 
@@ -51,7 +53,7 @@ class DataNetworks:
 def find_videos(data_dir: str | Path) -> list[Path]:
     """The videos and frame folders directly or deeper under ``data_dir``, sorted.
 
-    A frame folder is a folder holding at least two images and no video.
+    A frame folder is a folder holding at least two frame images (:func:`..media.frame_files`) and no video.
 
     Raises:
         MIMAFaceError: the folder is missing or holds no video and no frame folder.
@@ -62,8 +64,7 @@ def find_videos(data_dir: str | Path) -> list[Path]:
     videos = [p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
     folders = []
     for d in sorted([root, *[p for p in root.rglob("*") if p.is_dir()]]):
-        images = [p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-        if len(images) >= 2 and not any(p.suffix.lower() in VIDEO_SUFFIXES for p in d.iterdir()):
+        if len(frame_files(d)) >= 2 and not any(p.suffix.lower() in VIDEO_SUFFIXES for p in d.iterdir()):
             folders.append(d)
     found = sorted(videos + folders)
     if not found:
