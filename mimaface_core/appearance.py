@@ -18,6 +18,8 @@ from PIL import Image
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from .weights.operations import execution_device
+
 #: CLIPImageProcessor defaults (spec §1.5, Appendix A).
 CLIP_SIZE = 224
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -94,8 +96,7 @@ class AppearanceEncoder(nn.Module):
         self.clip = clip
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        param = next(self.clip.parameters())
-        out = self.clip(pixel_values=pixel_values.to(param.device, param.dtype))
+        out = self.clip(pixel_values=pixel_values.to(execution_device(self.clip), next(self.clip.parameters()).dtype))
         return out.last_hidden_state
 
 

@@ -35,14 +35,18 @@ class PerFrameGroupNorm(nn.GroupNorm):
     Takes (B, C, F, H, W) as diffusers' ``AnimateDiffTransformer3D`` passes it and normalises every
     frame on its own, as the released 3D UNet does (spec §5.4 step 1, §5.5 difference 1). A 4-D
     input is normalised as a plain GroupNorm. Same parameters (``weight``, ``bias``) as nn.GroupNorm.
+    The normalisation itself is the parent's ``forward`` (so a host's casting GroupNorm can be put
+    under it, see :func:`mimaface_core.weights.operations.apply_operations`).
     """
+
+    #: The torch layer this one extends: a host's ``operations.GroupNorm`` is mixed in under it.
+    operations_namesake = "GroupNorm"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
             return super().forward(x)
         b, c, f, h, w = x.shape
-        frames = x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
-        out = F.group_norm(frames, self.num_groups, self.weight, self.bias, self.eps)
+        out = super().forward(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w))
         return out.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
 
 

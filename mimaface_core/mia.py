@@ -60,8 +60,10 @@ class MLP(nn.Module):
 
 
 def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-    """LayerNorm evaluated in float32 whatever the module dtype (spec §4.2)."""
-    return F.layer_norm(x.float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps).to(x.dtype)
+    """LayerNorm evaluated in float32 whatever the module dtype (spec §4.2). The weights are taken
+    to the input's device (a host that loads the module partially may leave them offloaded)."""
+    weight, bias = (t.to(x.device, torch.float32) for t in (norm.weight, norm.bias))
+    return F.layer_norm(x.float(), norm.normalized_shape, weight, bias, norm.eps).to(x.dtype)
 
 
 class ResidualBlock(nn.Module):

@@ -22,6 +22,7 @@ from .errors import MissingWeightFileError, WeightFileError
 from .state_checks import VAE as COMPONENT
 from .state_checks import load_checked
 from .safe_load import read_state_dict
+from .weights.operations import execution_device
 
 #: SD1.x latent scaling factor (spec §1.5, §6.5).
 VAE_SCALING_FACTOR = 0.18215
@@ -139,9 +140,9 @@ def encode_renders(vae, render512: torch.Tensor) -> torch.Tensor:
     Returns:
         (F, 4, 64, 64) float32 on the VAE's device.
     """
-    param = next(vae.parameters())
+    device, dtype = execution_device(vae), next(vae.parameters()).dtype
     with torch.inference_mode():
-        return vae.encode(render512.to(param.device, param.dtype)).latent_dist.mean.float() * VAE_SCALING_FACTOR
+        return vae.encode(render512.to(device, dtype)).latent_dist.mean.float() * VAE_SCALING_FACTOR
 
 
 def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
@@ -153,7 +154,7 @@ def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
     Returns:
         (F, 8h, 8w, 3) float32 in [0, 1] on the CPU (ComfyUI's IMAGE layout).
     """
-    param = next(vae.parameters())
+    device, dtype = execution_device(vae), next(vae.parameters()).dtype
     with torch.inference_mode():
-        x = vae.decode(latents.to(param.device, param.dtype) / VAE_SCALING_FACTOR).sample.float().clamp(-1, 1)
+        x = vae.decode(latents.to(device, dtype) / VAE_SCALING_FACTOR).sample.float().clamp(-1, 1)
     return ((x + 1) / 2).permute(0, 2, 3, 1).cpu()

@@ -19,6 +19,7 @@ import torch
 
 from ..mia import MIMModule, clip_context
 from ..morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, TEX, TRANSLATION
+from ..weights.operations import execution_device
 from .clips import Clip
 
 #: ``renders(frame_indices)`` → (k, 3, 512, 512) renders in [−1, 1].
@@ -56,8 +57,7 @@ def mia_frames(mim: MIMModule, source: tuple[torch.Tensor, torch.Tensor], blende
     Returns:
         (F, 264, 768) in the module's dtype, on its device.
     """
-    param = next(mim.parameters())
-    b = blended.to(param.device, param.dtype)
+    b = blended.to(execution_device(mim), next(mim.parameters()).dtype)
     with torch.inference_mode():
         return mim.forward_projected(source, b[:, GAZE], b[:, EXP], b[:, TEX], b[:, GAMMA], b[:, ANGLES],
                                      b[:, TRANSLATION])
@@ -88,10 +88,10 @@ class ClipConditioner:
 
     def _project(self):
         if self._projected is None:
-            param = next(self.mim.parameters())
+            device, dtype = execution_device(self.mim), next(self.mim.parameters()).dtype
             with torch.inference_mode():
-                self._projected = self.mim.project_source(self.source.tokens.to(param.device, param.dtype),
-                                                          self.source.identity.to(param.device, param.dtype))
+                self._projected = self.mim.project_source(self.source.tokens.to(device, dtype),
+                                                          self.source.identity.to(device, dtype))
         return self._projected
 
     def frame(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,7 @@ from ..vae import load_vae
 from .base_merge import BaseCheckpoint, merge_base_checkpoint
 from .components import load_appearance_encoder, load_d3dfr, load_identity_encoder, load_mim
 from .layout import STAGES, ReleasedLayout
+from .operations import apply_operations
 from .unet import load_denoiser
 
 
@@ -84,6 +85,7 @@ def load_mimaface(
     dtype: torch.dtype = torch.float32,
     vae: str | Path | None = None,
     base: BaseCheckpoint | None = None,
+    operations=None,
 ) -> MIMAFaceModel:
     """Load a released MIMAFace snapshot folder (spec §0).
 
@@ -96,6 +98,11 @@ def load_mimaface(
         vae: a VAE folder or single file; ``None`` uses ``<root>/sd-vae-ft-mse`` when present,
             else ``model.vae`` is ``None``.
         base: optional custom SD1.5 base checkpoint and merge mode.
+        operations: a host's layer namespace (ComfyUI: ``comfy.ops.disable_weight_init``) for the
+            UNet, CLIP, MIM and VAE, applied after loading with
+            :func:`~mimaface_core.weights.operations.apply_operations` so that the host can load
+            them partially or page them; the D3DFR, CurricularFace and BFM stay plain torch.
+            None (default): plain torch layers everywhere.
 
     Raises:
         ValueError: unknown mode.
@@ -118,15 +125,21 @@ def load_mimaface(
         transform = lambda state, config: merge_base_checkpoint(state, config, base)  # noqa: E731
     denoiser = load_denoiser(layout, mode, device, dtype, transform_2d=transform)
     vae_path = Path(vae) if vae is not None else (layout.vae if layout.vae.exists() else None)
+    appearance_encoder = load_appearance_encoder(layout.vision_encoder(mode), device, dtype)
+    mim = load_mim(layout.mim(mode), device, dtype)
+    vae_model = load_vae(vae_path, device, dtype) if vae_path is not None else None
+    for network in (denoiser, appearance_encoder, mim, vae_model):
+        if network is not None:
+            apply_operations(network, operations)
     return MIMAFaceModel(
         mode=mode,
         denoiser=denoiser,
-        appearance_encoder=load_appearance_encoder(layout.vision_encoder(mode), device, dtype),
-        mim=load_mim(layout.mim(mode), device, dtype),
+        appearance_encoder=appearance_encoder,
+        mim=mim,
         d3dfr=load_d3dfr(layout.weight_file("d3dfr"), device),
         identity_encoder=load_identity_encoder(layout.weight_file("curricularface"), device),
         bfm=load_bfm09(layout.bfm).to(device),
-        vae=load_vae(vae_path, device, dtype) if vae_path is not None else None,
+        vae=vae_model,
         device=device,
         dtype=dtype,
         root=layout.root,
