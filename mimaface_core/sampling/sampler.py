@@ -16,6 +16,7 @@ import torch
 from ..denoiser import LATENT_CHANNELS, is_video_unet, predict_noise
 from ..errors import SamplingCancelled
 from ..schedulers import SCHEDULER_NAMES, make_scheduler
+from ..weights.operations import execution_device
 from .clips import CLIP_LENGTH, OVERLAP, Clip, plan_clips
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,7 @@ def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor,
     Raises:
         SamplingCancelled: when the cancel check fires (checked before every step).
     """
-    param = next(unet.parameters())
-    device, dtype = param.device, param.dtype
+    device, dtype = execution_device(unet), next(unet.parameters()).dtype  # device: see execution_device
     scheduler = make_scheduler(options.scheduler)
     scheduler.set_timesteps(options.steps, device=device)
     latents = noise.to(device, torch.float32) * scheduler.init_noise_sigma
