@@ -229,25 +229,60 @@ def load_models(patchers: list) -> None:
         mm.load_models_gpu(patchers, force_full_load=True)
 
 
+def _original_weight(model, key: str) -> torch.Tensor:
+    """The weight ``key`` of a core MODEL without ComfyUI's patches: a ModelPatcher that loaded the
+    model with its patches written into the weights keeps the originals in ``backup`` (this patcher
+    or a loaded clone sharing the same model); otherwise the stored weight is the original."""
+    import comfy.utils
+
+    mm = _model_management()
+    holders = [model] + [loaded.model for loaded in getattr(mm, "current_loaded_models", [])
+                         if getattr(loaded, "model", None) is not None and loaded.model.model is model.model]
+    for holder in holders:
+        backup = getattr(holder, "backup", {})
+        if key in backup:
+            return backup[key].weight
+    return comfy.utils.get_attr(model.model, key)
+
+
 def patched_unet_state(model, what: str) -> dict[str, torch.Tensor]:
     """The SD1.5 UNet weights of a core MODEL wire with ComfyUI's patches (LoRAs...) applied, as an
-    LDM-layout state dict on the CPU (float32 copies; the wire's model is not changed).
+    LDM-layout state dict of float32 CPU tensors.
+
+    Computed key by key on the CPU, as ComfyUI computes a patched weight when it saves a
+    checkpoint: the original weight (see :func:`_original_weight`), ComfyUI's ``convert_*`` hook of
+    its layer if any, then ``comfy.lora.calculate_weight`` over the patcher's patch list, in float32.
+    The model is never loaded to the GPU, never patched in place and never changed, so this works on
+    every patcher kind: ``ModelPatcher`` (0.3.64+), and ``ModelPatcherDynamic`` (0.33 dynamic VRAM,
+    whose ``load`` refuses ``force_patch_weights`` and whose weights stay unpatched in memory). Peak
+    extra memory: the float32 state dict returned, plus one weight.
 
     Raises:
         ValueError: the wire is not an SD1.5 model (names its type), or not a ComfyUI MODEL.
     """
     config = getattr(getattr(model, "model", None), "model_config", None)
-    if config is None:
+    if config is None or not hasattr(model, "patches"):
         raise ValueError(f"{what}: expected a core MODEL (Load Checkpoint, LoRA loaders), got {type(model).__name__}.")
     kind = type(config).__name__
     if kind != "SD15":
         raise ValueError(f"{what}: the MODEL is {kind} ({type(config).__module__}.{kind}); MIMAFace merges only "
                          "SD1.5 UNets (SD2, SDXL and other architectures cannot be combined with it).")
-    mm = _model_management()
-    if mm is not None:  # apply the patches to the weights (ComfyUI restores the originals on unload)
-        mm.load_models_gpu([model], force_patch_weights=True, force_full_load=True)
-    return {k: v.detach().to("cpu", torch.float32, copy=True)
-            for k, v in model.model.diffusion_model.state_dict().items()}
+    import comfy.lora
+    import comfy.model_patcher
+
+    prefix = "diffusion_model."
+    out = {}
+    for name in model.model.diffusion_model.state_dict():
+        key = prefix + name
+        weight = _original_weight(model, key).detach().to("cpu", torch.float32, copy=True)
+        patches = model.patches.get(key)
+        if patches:
+            _, _, convert = comfy.model_patcher.get_key_weight(model.model, key)
+            if convert is not None:
+                weight = convert(weight, inplace=True)
+            weight = comfy.lora.calculate_weight(patches, weight, key, intermediate_dtype=torch.float32)
+        out[name] = weight
+    return out
 
 
 def interrupted() -> bool:

@@ -7,6 +7,8 @@ scheduler), 4..7 the render latents, 8..11 the ICA latents, 12 the ICA mask (§5
 
 from __future__ import annotations
 
+import traceback
+
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -97,6 +99,27 @@ def _fallback_unet(unet: torch.nn.Module, fp32_unet: Float32Copy | None, what: s
     return fp32_unet()
 
 
+def _again_in_float32(unet: torch.nn.Module, fp32_unet: Float32Copy | None, what: str,
+                      sample: Callable[[torch.nn.Module], torch.Tensor]) -> torch.Tensor | None:
+    """``sample(unet32)`` on a temporary float32 copy of ``unet``, or None without a fallback.
+
+    The copy lives only inside this call: on success, and on any exception, Cancel included
+    (ComfyUI 0.33's interrupt derives from BaseException, so this catches BaseException), it is
+    dropped here, and the finished frames below this one are cleared so that an exception kept by
+    the host does not keep the copy alive through its traceback.
+    """
+    unet32 = _fallback_unet(unet, fp32_unet, what)
+    if unet32 is None:
+        return None
+    try:
+        return sample(unet32)
+    except BaseException as exc:
+        traceback.clear_frames(exc.__traceback__)
+        raise
+    finally:
+        del unet32
+
+
 def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor, context: torch.Tensor,
             options: SamplingOptions, steps: _Steps | None = None) -> torch.Tensor:
     """Sample one clip (or one image) from unit noise.
@@ -169,11 +192,13 @@ def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: t
     steps = steps or _Steps(options.steps, on_step, cancel)
     latents = denoise(unet, noise, condition, context, options, steps)
     if not _finite(latents):
-        unet32 = _fallback_unet(unet, fp32_unet, "the image")
-        if unet32 is not None:
+        def again(unet32):
             steps.add(options.steps)
-            latents = denoise(unet32, noise, condition, context.float(), options, steps)
-            del unet32
+            return denoise(unet32, noise, condition, context.float(), options, steps)
+
+        redone = _again_in_float32(unet, fp32_unet, "the image", again)
+        if redone is not None:
+            latents = redone
     return latents
 
 
@@ -232,13 +257,15 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
         start_noise = noise if noise is not None else _noise((1, LATENT_CHANNELS, f, h, w), options, generator)
         latents = denoise(unet, start_noise, condition, context, options, steps)[0].transpose(0, 1)
         if not _finite(latents):
-            unet32 = _fallback_unet(unet, fp32_unet, f"clip {clip.index}")
-            if unet32 is not None:
+            def again(unet32, clip=clip, render_latents=render_latents, context=context, condition=condition):
                 if fp32_inputs is not None and not _finite(render_latents, context):
                     render_latents, context = fp32_inputs(clip)
                     condition = condition_of(render_latents)
                 steps.add(options.steps)
-                latents = denoise(unet32, start_noise, condition, context.float(), options, steps)[0].transpose(0, 1)
-                del unet32
+                return denoise(unet32, start_noise, condition, context.float(), options, steps)[0].transpose(0, 1)
+
+            redone = _again_in_float32(unet, fp32_unet, f"clip {clip.index}", again)
+            if redone is not None:
+                latents = redone
         previous = latents
         yield clip, latents
