@@ -1,35 +1,91 @@
-"""The pack inside a real ComfyUI: import, /object_info, and every shipped workflow queued.
+"""The pack inside real ComfyUI installs: import, /object_info, templates, blueprint, every shipped
+workflow queued, and checks inside ComfyUI's own process.
 
-Runs only when ``COMFYUI_DIR`` points to an installed ComfyUI whose venv is ``$COMFYUI_DIR/.venv``
-(as the project's ComfyUI setup script makes it); skipped otherwise (CI). The server runs on
-127.0.0.1 with only this pack loaded, models from an ``extra_model_paths.yaml`` over a temporary
-folder holding the tiny released-layout weights, a full-size-architecture SD1.x VAE with random
-weights (ComfyUI's VAE Loader only builds that architecture), tiny SD1.5-layout checkpoints and
-SadTalker's audio weights from the audio2coeff recipe in the registered ``sadtalker`` folder.
+Which installs: ``COMFYUI_DIR`` and ``COMFYUI_DIRS`` (a list separated by ``os.pathsep``, e.g.
+``/tmp/comfyui-0.3.64:/tmp/comfyui-0.33``) together name installed ComfyUIs, each with its venv at
+``<dir>/.venv`` and this pack's requirements (as the project's ComfyUI ``setup.sh`` makes them).
+Each install's version comes from its ``comfyui_version.py`` and shows in the test ids
+(``[comfyui-0.33.0-...]``). Without any, the module is skipped; under ``CI=true`` that is an error,
+and so is a named install without a venv. ``.ci/run`` installs ComfyUI 0.3.64 and 0.33.0.
+
+What runs where (CI time: one server with every workflow takes about 10 minutes on 2 cores):
+
+* server-level checks on the NEWEST install only: import and /object_info, every workflow queued
+  through /prompt, weight reuse between queues, POST /free, /interrupt, the subgraph blueprint
+  listed by /global_subgraphs;
+* the shipped workflows listed as the pack's templates by /workflow_templates on EVERY install (the
+  newest through the server above, older ones through a short server start of their own: a few
+  seconds, no prompt queued);
+* the in-process checks (``tests/comfy_inprocess.py``, run with each install's python; names in
+  ``INPROCESS_CHECKS``) on EVERY install.
+
+The servers run on 127.0.0.1 with only this pack loaded, models from an ``extra_model_paths.yaml``
+over a temporary folder holding the tiny released-layout weights, a full-size-architecture SD1.x VAE
+with random weights (ComfyUI's VAE Loader only builds that architecture), tiny SD1.5-layout
+checkpoints and SadTalker's audio weights from the audio2coeff recipe in the registered
+``sadtalker`` folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
-if not COMFYUI_DIR and os.environ.get("CI") == "true":
-    raise RuntimeError("CI=true but COMFYUI_DIR is not set: .ci/run installs the vendored ComfyUI and sets it; "
-                       "the ComfyUI integration tests must run in CI.")
-pytestmark = pytest.mark.skipif(not COMFYUI_DIR, reason="set COMFYUI_DIR to an installed ComfyUI to run")
 PACK = Path(__file__).resolve().parents[1]
 PACK_NAME = "ComfyUI-MIMAFace"
-WORKFLOWS = sorted((PACK / "workflows").glob("*.json"))
+WORKFLOWS = sorted((PACK / "example_workflows").glob("*.json"))
+BLUEPRINTS = sorted((PACK / "subgraphs").glob("*.json"))
+CI = os.environ.get("CI") == "true"
+
+
+def comfyui_version(comfy: Path) -> tuple[int, ...]:
+    """The install's version from its comfyui_version.py ((0,) when it has none)."""
+    f = comfy / "comfyui_version.py"
+    m = re.search(r'__version__\s*=\s*"([0-9.]+)', f.read_text()) if f.is_file() else None
+    return tuple(int(x) for x in m.group(1).split(".") if x) if m else (0,)
+
+
+def _named_installs() -> list[Path]:
+    """COMFYUI_DIR then COMFYUI_DIRS, each once, oldest version first."""
+    named = [os.environ.get("COMFYUI_DIR", "")] + os.environ.get("COMFYUI_DIRS", "").split(os.pathsep)
+    dirs: list[Path] = []
+    for d in named:
+        if d.strip() and Path(d).resolve() not in [x.resolve() for x in dirs]:
+            dirs.append(Path(d))
+    return sorted(dirs, key=comfyui_version)
+
+
+INSTALLS = _named_installs()
+if CI:
+    if not INSTALLS:
+        raise RuntimeError("CI=true but neither COMFYUI_DIR nor COMFYUI_DIRS is set: .ci/run installs the vendored "
+                           "ComfyUI versions and sets them; the ComfyUI integration tests must run in CI.")
+    broken = [str(d) for d in INSTALLS if not (d / ".venv" / "bin" / "python").is_file()]
+    if broken:
+        raise RuntimeError(f"CI=true but these ComfyUI installs have no .venv/bin/python: {broken}")
+pytestmark = pytest.mark.skipif(not INSTALLS, reason="set COMFYUI_DIR / COMFYUI_DIRS to installed ComfyUIs to run")
+#: The server-level checks (every workflow queued) run on this one.
+NEWEST = INSTALLS[-1] if INSTALLS else None
+
+
+def _label(comfy: Path) -> str:
+    return "comfyui-" + ".".join(map(str, comfyui_version(comfy)))
+
+
+INSTALL_IDS = [_label(d) for d in INSTALLS]
 
 
 def _get(url: str, timeout: float = 10):
@@ -100,8 +156,8 @@ def _write_inputs(inputs: Path, frames: int = 2) -> None:
 
     inputs.mkdir()
     for f in (PACK / "example_media").iterdir():
-        if f.suffix in (".jpg", ".png"):
-            (inputs / f.name).symlink_to(f)
+        if f.suffix in (".jpg", ".png"):  # a copy: ComfyUI 0.33 refuses input links that point outside input/
+            shutil.copyfile(f, inputs / f.name)
         elif f.suffix == ".mp4":
             write_video(inputs / f.name, iter_video_frames(f, limit=frames), video_info(f).fps, audio_from=f)
 
@@ -128,24 +184,26 @@ def prepared(tmp_path_factory):
     return base
 
 
-def _python() -> Path:
-    return Path(COMFYUI_DIR) / ".venv" / "bin" / "python"
+def _python(comfy: Path) -> Path:
+    return comfy / ".venv" / "bin" / "python"
 
 
-@pytest.fixture(scope="module")
-def server(prepared):
-    comfy = Path(COMFYUI_DIR)
-    python = _python()
-    base = prepared
+@contextlib.contextmanager
+def _serve(comfy: Path, base: Path):
+    """ComfyUI of ``comfy`` on a free port with only this pack (linked into its custom_nodes), the
+    models, input and output folders of ``base``; stopped and unlinked on exit."""
+    if not _python(comfy).is_file():
+        pytest.skip(f"{comfy} has no .venv/bin/python")
     inputs, outputs = base / "input", base / "output"
+    log_path = base / f"server-{_label(comfy)}.log"
     link = comfy / "custom_nodes" / PACK_NAME
     if link.is_symlink():
         link.unlink()
     link.symlink_to(PACK)
     port = _free_port()
-    log = open(base / "server.log", "w")
+    log = open(log_path, "w")
     proc = subprocess.Popen(
-        [str(python), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+        [str(_python(comfy)), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
          "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_NAME,
          "--input-directory", str(inputs), "--output-directory", str(outputs),
          "--extra-model-paths-config", str(base / "extra_model_paths.yaml")],
@@ -162,13 +220,20 @@ def server(prepared):
                 time.sleep(0.5)
         else:
             raise AssertionError("ComfyUI did not start")
-        assert proc.poll() is None, (base / "server.log").read_text()[-4000:]
-        yield {"url": url, "log": base / "server.log", "output": outputs, "input": inputs}
+        assert proc.poll() is None, log_path.read_text()[-4000:]
+        yield {"url": url, "log": log_path, "output": outputs, "input": inputs, "comfy": comfy}
     finally:
         proc.terminate()
         proc.wait(30)
         log.close()
         link.unlink()
+
+
+@pytest.fixture(scope="module")
+def server(prepared):
+    """The newest install's server, for the workflow runs and the other server-level checks."""
+    with _serve(NEWEST, prepared) as srv:
+        yield srv
 
 
 def test_pack_imports_and_lists_every_node(server):
@@ -194,6 +259,64 @@ def test_pack_imports_and_lists_every_node(server):
     assert _names_in_workflows("MIMAFaceAudioToMotion") <= set(audio_weights)
 
 
+def _check_templates(srv) -> str:
+    """/workflow_templates lists every shipped workflow under the pack's folder name, and the
+    frontend's template browser can fetch each one from /api/workflow_templates/<pack>/."""
+    listed = _get(srv["url"] + "/workflow_templates")
+    assert sorted(listed.get(PACK_NAME, [])) == [p.stem for p in WORKFLOWS], listed
+    for path in WORKFLOWS:
+        served = _get(srv["url"] + f"/api/workflow_templates/{PACK_NAME}/{urllib.parse.quote(path.name)}")
+        assert served == json.loads(path.read_text()), f"{path.name} is served with other contents"
+    return srv["url"]
+
+
+@pytest.mark.parametrize("comfy", INSTALLS, ids=INSTALL_IDS)
+def test_shipped_workflows_are_the_packs_templates(request, prepared, comfy):
+    assert WORKFLOWS
+    if comfy == NEWEST:
+        _check_templates(request.getfixturevalue("server"))
+        return
+    # Older installs get a second, short server start of their own (start-up and the pack's import,
+    # about 10 s on 2 cores, no prompt queued): the template listing is a server route, so only a
+    # running server proves it, and this costs far less than the workflow runs kept to the newest.
+    with _serve(comfy, prepared) as srv:
+        _check_templates(srv)
+
+
+def test_subgraph_blueprint_is_listed_and_served(server):
+    """ComfyUI 0.33 lists every custom_nodes/<pack>/subgraphs/*.json as a subgraph blueprint of the
+    pack (GET /global_subgraphs; the frontend's node library shows them); the one shipped file is
+    served unchanged and names only node types this server knows."""
+    assert [p.stem for p in BLUEPRINTS] == ["Animate Portrait (MIMAFace)"]
+    listed = _get(server["url"] + "/global_subgraphs")
+    ours = {e["name"]: key for key, e in listed.items() if e["info"]["node_pack"] == f"custom_nodes.{PACK_NAME}"}
+    assert sorted(ours) == [p.stem for p in BLUEPRINTS], listed
+    info = _get(server["url"] + "/object_info")
+    for path in BLUEPRINTS:
+        entry = _get(server["url"] + "/global_subgraphs/" + ours[path.stem])
+        blueprint = json.loads(entry["data"])
+        assert blueprint == json.loads(path.read_text())
+        for sub in blueprint["definitions"]["subgraphs"]:
+            types = {n["type"] for n in sub["nodes"]}
+            assert types <= set(info), f"{path.name}: unknown node types {sorted(types - set(info))}"
+
+
+@pytest.mark.parametrize("comfy", INSTALLS, ids=INSTALL_IDS)
+def test_registry_metadata_as_comfyui_reads_it(comfy):
+    """pyproject.toml's [tool.comfy] through ComfyUI's own parser (comfy_config): requires-comfyui
+    names the oldest install CI proves, and the Icon URL is the repository's committed icon."""
+    code = ("import json, sys; from comfy_config.config_parser import extract_node_configuration as x; "
+            "c = x(sys.argv[1]); print(json.dumps([c.project.supported_comfyui_version, c.tool_comfy.icon]))")
+    out = subprocess.run([str(_python(comfy)), "-c", code, str(PACK)], cwd=comfy, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    requires, icon = json.loads(out.stdout.strip().splitlines()[-1])
+    assert requires == ">=0.3.64"
+    if len(INSTALLS) > 1:
+        assert requires == ">=" + ".".join(map(str, comfyui_version(INSTALLS[0]))), "not the oldest version tested"
+    assert icon.endswith("/main/assets/icon.png") and (PACK / "assets" / "icon.png").is_file(), icon
+
+
 FAST = {"steps": 1, "clip_length": 2, "overlap": 1}
 
 
@@ -201,7 +324,7 @@ def _api(server, name: str, **sampler) -> dict:
     from workflow_graph import to_api
 
     info = _get(server["url"] + "/object_info")
-    api = to_api(json.loads((PACK / "workflows" / f"{name}.json").read_text()), info)
+    api = to_api(json.loads((PACK / "example_workflows" / f"{name}.json").read_text()), info)
     for node in api.values():
         if node["class_type"] == "MIMAFaceICAClipSampler":
             node["inputs"].update({**FAST, **sampler})
@@ -277,7 +400,7 @@ def test_second_queue_reuses_weights_and_free_unloads(server):
     """ComfyUI keeps our groups loaded between queues (no reload, no second read of the weights);
     POST /free with unload_models unloads them, and the next queue loads them again from memory."""
     name = REUSED
-    assert (PACK / "workflows" / f"{name}.json").is_file()
+    assert (PACK / "example_workflows" / f"{name}.json").is_file()
     loads, reads = "Requested to load MIMAFaceDenoiser", "[MIMAFace] reading the"
     before = (_log_count(server, loads), _log_count(server, reads))
     for seed in (101, 102):  # a new seed re-runs the sampler, everything upstream is cached
@@ -322,16 +445,27 @@ def test_interrupt_stops_the_sampler_and_the_next_queue_runs(server):
 INPROCESS_CHECKS = ["extract_loads_only_the_face_group", "each_node_loads_its_group",
                     "unload_all_models_empties_and_reloads_from_memory", "core_vae_encode_equals_ours",
                     "model_wire_with_lora_merges_to_the_formula", "interrupt_during_motion_extraction",
-                    "interrupt_before_and_during_the_first_clip", "fp16_nan_falls_back_without_changing_the_model"]
+                    "interrupt_before_and_during_the_first_clip", "fp16_nan_falls_back_without_changing_the_model",
+                    "fp16_image_inputs_are_cast_for_each_network",
+                    "layer_operations_equal_plain_torch_and_load_partially"]
+
+
+@pytest.fixture(scope="module", params=INSTALLS, ids=INSTALL_IDS)
+def install(request) -> Path:
+    """Each named ComfyUI install in turn (the test id shows its version)."""
+    if not _python(request.param).is_file():
+        pytest.skip(f"{request.param} has no .venv/bin/python")  # under CI=true the module refused to load
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def inprocess(prepared):
-    out = prepared / "inprocess.json"
+def inprocess(prepared, install):
+    """The records of tests/comfy_inprocess.py run with this install's python, in its folder."""
+    out = prepared / f"inprocess-{_label(install)}.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACK), str(PACK / "tests")])}
-    proc = subprocess.run([str(_python()), str(PACK / "tests" / "comfy_inprocess.py"), COMFYUI_DIR,
+    proc = subprocess.run([str(_python(install)), str(PACK / "tests" / "comfy_inprocess.py"), str(install),
                            str(prepared / "models"), str(prepared / "input"), str(out)],
-                          cwd=COMFYUI_DIR, env=env, capture_output=True, text=True, timeout=1800)
+                          cwd=install, env=env, capture_output=True, text=True, timeout=1800)
     assert out.is_file(), proc.stdout[-3000:] + proc.stderr[-6000:]
     return json.loads(out.read_text())
 

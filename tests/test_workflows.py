@@ -1,4 +1,4 @@
-"""The shipped workflows (workflows/*.json) and the node contract.
+"""The shipped workflows (example_workflows/*.json) and the node contract.
 
 (a) every workflow validates against our node definitions and the core nodes recorded from a real
     ComfyUI (tests/fixtures/comfy_core_nodes.json), and broken copies are caught;
@@ -26,7 +26,7 @@ from mimaface_core.media import iter_video_frames, video_info
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
 DEFS = wg.definitions()
 CORE = wg.core_definitions()
 
@@ -40,7 +40,7 @@ FAST = {"steps": 2, "clip_length": 6, "overlap": 2}
 
 
 def _load(name: str) -> dict:
-    return wg.load_workflow(ROOT / "workflows" / f"{name}.json")
+    return wg.load_workflow(ROOT / "example_workflows" / f"{name}.json")
 
 
 def _nodes_of(wf: dict, type_: str) -> list[dict]:
