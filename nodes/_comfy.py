@@ -210,23 +210,54 @@ def free_memory() -> None:
         mm.soft_empty_cache()
 
 
-def model_patcher(module: torch.nn.Module, load_device: torch.device, offload_device: torch.device):
-    """A ``comfy.model_patcher.ModelPatcher`` over ``module`` (ComfyUI counts, loads, offloads and
-    frees it like its own models); None standalone."""
+def layer_operations():
+    """ComfyUI's weight-casting layer classes (``comfy.ops.disable_weight_init``) to build networks
+    with (``load_mimaface(operations=...)``), so that ComfyUI can load them partially (lowvram) or
+    page them (dynamic VRAM, 0.33); None standalone (plain torch layers)."""
+    try:
+        import comfy.ops
+    except ImportError:
+        return None
+    return comfy.ops.disable_weight_init
+
+
+def model_patcher(module: torch.nn.Module, load_device: torch.device, offload_device: torch.device,
+                  castable: bool = False):
+    """A ComfyUI model patcher over ``module`` (ComfyUI counts, loads, offloads and frees it like
+    its own models); None standalone.
+
+    ``castable``: the module is built with :func:`layer_operations`; it gets ComfyUI's
+    ``CoreModelPatcher`` (ModelPatcherDynamic when dynamic VRAM is on), else a plain
+    ``ModelPatcher`` that :func:`load_models` loads whole.
+    """
     try:
         import comfy.model_patcher
     except ImportError:
         return None
-    return comfy.model_patcher.ModelPatcher(module, load_device=load_device, offload_device=offload_device)
+    kind = comfy.model_patcher.ModelPatcher
+    if castable:  # CoreModelPatcher: 0.33+ (ModelPatcherDynamic under dynamic VRAM); 0.3.64 has none
+        kind = getattr(comfy.model_patcher, "CoreModelPatcher", kind)
+    return kind(module, load_device=load_device, offload_device=offload_device)
 
 
-def load_models(patchers: list) -> None:
-    """``comfy.model_management.load_models_gpu`` with full loading: ComfyUI frees other models
-    first and keeps these loaded until it needs the memory or the user unloads models. Our modules
-    have no lowvram weight casting, so they are always loaded whole."""
+def is_dynamic(patcher) -> bool:
+    """Whether a patcher pages its weights itself (0.33's ModelPatcherDynamic): such a patcher is
+    never asked for a full load or forced weight patching (its ``load`` asserts against both)."""
+    return bool(getattr(patcher, "is_dynamic", lambda: False)())
+
+
+def load_models(patchers: list, partial: bool = False) -> None:
+    """``comfy.model_management.load_models_gpu`` of a node's groups, in one call (so that ComfyUI
+    never evicts one of them to make room for another): ComfyUI frees other models first and keeps
+    these loaded until it needs the memory or the user unloads models.
+
+    ``partial``: every group is castable (built with :func:`layer_operations`), so ComfyUI may load
+    them partially (lowvram) or page them (dynamic VRAM); otherwise they are loaded whole
+    (``force_full_load``, which dynamic patchers accept: it only sets the memory budget).
+    """
     mm = _model_management()
     if mm is not None and patchers:
-        mm.load_models_gpu(patchers, force_full_load=True)
+        mm.load_models_gpu(patchers, force_full_load=not partial)
 
 
 def _original_weight(model, key: str) -> torch.Tensor:

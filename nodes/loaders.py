@@ -87,5 +87,7 @@ class LoadMIMAFaceModel:
         vae_path = None if vae == WEIGHTS_VAE else _comfy.file_path("vae", vae)
         folder = _comfy.weight_folder(weights)
         log.info("[MIMAFace] reading the %s-mode weights from %s (%s)", mode, folder, str(dtype).replace("torch.", ""))
-        model = load_mimaface(folder, mode=mode, device=offload, dtype=dtype, vae=vae_path, base=base)
-        return (ModelHandle(model, detector, compute, offload),)
+        operations = _comfy.layer_operations()  # ComfyUI's casting layers: partial loading / dynamic VRAM
+        model = load_mimaface(folder, mode=mode, device=offload, dtype=dtype, vae=vae_path, base=base,
+                              operations=operations)
+        return (ModelHandle(model, detector, compute, offload, operations=operations),)

@@ -53,6 +53,12 @@ class MIMAFaceBFM(nn.ModuleDict):
 GROUPS = {"face": MIMAFaceFace, "clip": MIMAFaceCLIP, "mim": MIMAFaceMIM, "denoiser": MIMAFaceDenoiser,
           "vae": MIMAFaceVAE, "bfm": MIMAFaceBFM}
 
+#: Groups built with ComfyUI's casting layers (``load_mimaface(operations=...)``), which ComfyUI may
+#: load partially or page. "face" and "bfm" stay plain torch, loaded whole: MTCNN, D3DFR and
+#: CurricularFace are float32 networks with BatchNorm2d/PReLU layers (ComfyUI 0.3.64 has no casting
+#: BatchNorm2d, no version a PReLU) that only the face nodes load; the BFM holds buffers only.
+CASTABLE = ("clip", "mim", "denoiser", "vae")
+
 
 class Loaded:
     """What :meth:`ModelHandle.use` yields: the networks of the loaded groups, where they are now.
@@ -93,12 +99,15 @@ class ModelHandle:
         model: every MIMAFace network of one mode (video or image), waiting on ``offload``.
         detector: face detector backend, "mtcnn" (released) or "mediapipe".
         compute: the device nodes run on. offload: where the model waits between nodes.
+        operations: the layer namespace the :data:`CASTABLE` networks were built with
+            (``comfy.ops.disable_weight_init`` in ComfyUI; None: plain torch, every group whole).
     """
 
     model: MIMAFaceModel
     detector: str
     compute: torch.device
     offload: torch.device
+    operations: object = field(default=None, repr=False)
     _groups: dict = field(default_factory=dict, repr=False)
     _patchers: dict = field(default_factory=dict, repr=False)
     _detector: object = field(default=None, repr=False)
@@ -137,8 +146,33 @@ class ModelHandle:
     def patcher(self, name: str):
         """The ComfyUI ModelPatcher of a group (None standalone)."""
         if name not in self._patchers:
-            self._patchers[name] = _comfy.model_patcher(self._group(name), self.compute, self.offload)
+            self._patchers[name] = _comfy.model_patcher(self._group(name), self.compute, self.offload,
+                                                        castable=self._castable(name))
         return self._patchers[name]
+
+    def _castable(self, name: str) -> bool:
+        return self.operations is not None and name in CASTABLE
+
+    def _load(self, groups: tuple[str, ...], patchers: list) -> None:
+        """ComfyUI's load of a node's groups, partial when they are all castable, then the loose
+        tensors of partially loaded castable groups onto the compute device.
+
+        ComfyUI's non-dynamic partial load (ModelPatcher.load, 0.3.64 and 0.33) moves whole layers
+        it can cast, and parameter-owning leaf modules while its budget lasts; it never moves a
+        parameter owned by a module that also has sub-layers (transformers' CLIP
+        ``class_embedding``), nor buffers of layers it leaves offloaded (``position_ids``, the motion
+        modules' ``pe`` tables), nor plain leaf modules past the budget. Those few small tensors
+        (:func:`~mimaface_core.weights.operations.loose_tensors`, well under 1% of a group) are moved
+        here; ComfyUI's full unload (``model.to(offload)``) takes them back. Dynamic VRAM (0.33's
+        ModelPatcherDynamic) loads them itself (non-cast parameters and every buffer), so it is
+        left alone.
+        """
+        _comfy.load_models(patchers, partial=all(self._castable(g) for g in groups))
+        from mimaface_core.weights.operations import move_loose_tensors
+
+        for g, patcher in zip(groups, patchers):
+            if self._castable(g) and not _comfy.is_dynamic(patcher):
+                move_loose_tensors(self._group(g), self.operations, self.compute)
 
     @contextmanager
     def use(self, *groups: str):
@@ -151,7 +185,7 @@ class ModelHandle:
         patchers = [self.patcher(g) for g in groups]
         hosted = all(p is not None for p in patchers)
         if hosted:
-            _comfy.load_models(patchers)
+            self._load(groups, patchers)
         else:
             for module in modules:
                 module.to(self.compute)

@@ -61,7 +61,9 @@ def apply_operations(module: nn.Module, operations=None) -> int:
     its parent being that torch layer) gets a class deriving from both, ours first. Other
     layers (subclasses defined by diffusers/transformers, layers the namespace lacks, e.g.
     ``BatchNorm2d`` on ComfyUI 0.3.64) are left as they are. Weights (any dtype, any device,
-    shapes unchanged), buffers and the module tree are untouched; outputs are identical as long as
+    shapes unchanged), buffers and the module tree are untouched (a layer without a ``bias``
+    attribute, ``nn.Embedding``, gets ``bias = None`` as ComfyUI's Embedding sets it); outputs are
+    identical as long as
     the host layer computes the torch function (ComfyUI's ops do, casting the weights to the
     input's device and dtype first).
 
@@ -82,6 +84,8 @@ def apply_operations(module: nn.Module, operations=None) -> int:
         ops_cls = _replacement(sub, operations)
         if ops_cls is not None:
             sub.__class__ = ops_cls
+            if not hasattr(sub, "bias"):  # nn.Embedding: hosts read ``layer.bias`` of every layer they cast
+                sub.bias = None
             converted += 1
     return converted
 
