@@ -226,6 +226,8 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
         assert dtype == torch.float16, dtype
         return "fp32 copy sampled the NaN clips; the model stays float16"
 
+    check("layer_operations_equal_plain_torch_and_load_partially")(
+        lambda: layer_operations_check(models, N, handle, state, steps))
     Path(out).write_text(json.dumps(RESULTS, indent=1))
 
 
@@ -292,6 +294,75 @@ def lora_merge_check(models: Path, N) -> str:
     except ImportError:
         pass
     return f"merged weights within {err:.1e} of the formula on the LoRA-patched UNet"
+
+
+def layer_operations_check(models: Path, N, handle, state: dict, steps: dict) -> str:
+    """Networks built with ComfyUI's casting layers (issue 16, Low VRAM) on the CPU.
+
+    1. ``comfy.ops.manual_cast`` (every layer casts its weights at every call) and the pack's own
+       ``disable_weight_init`` build give the sampler's latents, the CLIP tokens and the MIA output
+       bit-exactly equal to a plain torch build.
+    2. A partial load of the denoiser group by ComfyUI's real ModelPatcher (``patch_model`` with a
+       third of its size as ``lowvram_model_memory``; ``load_models_gpu`` always loads fully on a
+       CPU) leaves layers casting and gives the full load's noise prediction exactly.
+    """
+    from importlib import import_module
+
+    import torch
+
+    import comfy.model_patcher
+    import comfy.ops
+    import official_tiny as ot
+
+    from mimaface_core.denoiser import predict_noise
+    from mimaface_core.weights.loader import load_mimaface
+    from mimaface_core.weights.operations import move_loose_tensors
+
+    wires = import_module("ComfyUI-MIMAFace.nodes.wires")
+    cpu = torch.device("cpu")
+    folder = models / "mimaface" / "MIMAFace"
+    handles = {"plain": wires.ModelHandle(load_mimaface(folder, mode="video"), "mtcnn", cpu, cpu)}
+    for label, ops in (("manual_cast", comfy.ops.manual_cast), ("disable_weight_init", comfy.ops.disable_weight_init)):
+        handles[label] = wires.ModelHandle(load_mimaface(folder, mode="video", operations=ops), "mtcnn", cpu, cpu,
+                                           operations=ops)
+    casting = sum(isinstance(m, comfy.ops.CastWeightBiasOp) for m in handles["manual_cast"].model.denoiser.modules())
+    assert casting > 0 and handle.operations is comfy.ops.disable_weight_init, (casting, handle.operations)
+    outputs = {}
+    pixels = ot.inp("clip", "pixel_values")
+    coeffs = {n: ot.inp("mim", n) for n in ("gaze", "exp", "tex", "gamma", "angles", "translation")}
+    frames = len(coeffs["gaze"])
+    mim_in = (ot.inp("mim", "clip_tokens").repeat(frames, 1, 1), ot.inp("mim", "identity").repeat(frames, 1))
+    for label, h in handles.items():
+        (lat,) = N["MIMAFaceICAClipSampler"]().sample(h, state["app"], state["render"], **steps)
+        with torch.no_grad():
+            outputs[label] = (lat["samples"], h.model.appearance_encoder(pixels), h.model.mim(*mim_in, **coeffs))
+    for label in ("manual_cast", "disable_weight_init"):
+        for what, a, b in zip(("sampler", "clip", "mim"), outputs[label], outputs["plain"]):
+            assert torch.equal(a, b), f"{label} {what}: max diff {float((a - b).abs().max()):.3e}"
+    # 2. partial load by the real ModelPatcher
+    h = handles["disable_weight_init"]
+    group = h._group("denoiser")
+    context = ot.inp("unet3d", "context_cond")
+    args = (ot.inp("unet3d", "sample"), ot.inp("unet3d", "timestep"), torch.cat([torch.zeros_like(context), context]))
+    with torch.no_grad():
+        full = predict_noise(h.model.denoiser, *args)
+    patcher = comfy.model_patcher.ModelPatcher(group, load_device=cpu, offload_device=cpu)
+    budget = patcher.model_size() // 3
+    patcher.patch_model(device_to=cpu, lowvram_model_memory=budget)
+    try:
+        cast_now = sum(bool(getattr(m, "comfy_cast_weights", False)) for m in group.modules())
+        loaded = group.model_loaded_weight_memory
+        assert group.model_lowvram and cast_now > 0 and 0 < loaded < patcher.model_size(), (cast_now, loaded)
+        move_loose_tensors(group, h.operations, cpu)
+        with torch.no_grad():
+            partial = predict_noise(h.model.denoiser, *args)
+    finally:
+        patcher.unpatch_model(cpu)
+    assert torch.equal(partial, full), f"partial load: max diff {float((partial - full).abs().max()):.3e}"
+    return (f"manual_cast ({casting} casting layers in the denoiser) and disable_weight_init equal plain torch "
+            f"bit-exactly (sampler, CLIP, MIA); partial load ({budget / 2**20:.1f} MiB budget of "
+            f"{patcher.model_size() / 2**20:.1f}): {loaded / 2**20:.1f} MiB loaded, {cast_now} layers casting, "
+            "noise prediction bit-exact")
 
 
 if __name__ == "__main__":
