@@ -183,7 +183,8 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
             mm.interrupt_current_processing(False)
         assert seen == [1, 2], seen  # the frame after the request was never started
         N["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)  # the next run works
-        return f"stopped at frame {seen[-1]} of {len(driving)}"
+        kind = mm.InterruptProcessingException.__mro__[1].__name__  # Exception to 0.3.x, BaseException from 0.33
+        return f"stopped at frame {seen[-1]} of {len(driving)} ({kind}-derived interrupt)"
 
     @check("interrupt_before_and_during_the_first_clip")
     def _():
@@ -226,6 +227,34 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
         assert dtype == torch.float16, dtype
         return "fp32 copy sampled the NaN clips; the model stays float16"
 
+    @check("fp16_image_inputs_are_cast_for_each_network")
+    def _():
+        # ComfyUI 0.33's --fp16-intermediates passes IMAGE batches as float16: each node casts what
+        # its networks need, so the result equals the float32 run on the same (fp16-rounded) values
+        half_source, half_driving = source.half(), driving[:2].half()
+        src16, crops16 = N["MIMAFaceExtractMotion"]().extract(handle, half_source, "first_frame", 0, 9)
+        src32, crops32 = N["MIMAFaceExtractMotion"]().extract(handle, half_source.float(), "first_frame", 0, 9)
+        assert torch.equal(src16.coeffs, src32.coeffs) and crops16.dtype == torch.float32
+        drv, _ = N["MIMAFaceExtractMotion"]().extract(handle, half_driving, "first_frame", 0, 9)
+        render, mask, blended = N["MIMAFaceRenderCoeffImage"]().render(handle, src16, drv, "absolute", 1.0, 1)
+        (app16,) = N["MIMAFaceMIAAppearanceEncode"]().encode(handle, crops16.half(), blended, None, src16)
+        (app32,) = N["MIMAFaceMIAAppearanceEncode"]().encode(handle, crops16.half().float(), blended, None, src16)
+        assert torch.equal(app16.tokens, app32.tokens) and app16.tokens.dtype == torch.float32
+        (lat16,) = N["MIMAFaceICAClipSampler"]().sample(handle, app16, render.half(), **steps)
+        (lat32,) = N["MIMAFaceICAClipSampler"]().sample(handle, app16, render.half().float(), **steps)
+        assert torch.equal(lat16["samples"], lat32["samples"]) and lat16["samples"].dtype == torch.float32
+        import comfy.sd
+        import comfy.utils
+
+        core = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(next((models / "vae").iterdir()))))
+        (wired16,) = N["MIMAFaceICAClipSampler"]().sample(handle, app16, render.half(), **steps, vae=core)
+        assert torch.isfinite(wired16["samples"]).all() and wired16["samples"].dtype == torch.float32
+        generated = torch.rand(len(half_driving), 512, 512, 3)
+        pasted16, mask16 = N["MIMAFacePasteBack"]().paste(half_driving, generated.half(), drv, 24)
+        pasted32, _ = N["MIMAFacePasteBack"]().paste(half_driving.float(), generated.half().float(), drv, 24)
+        assert torch.equal(pasted16, pasted32) and pasted16.dtype == mask16.dtype == torch.float32
+        return "float16 IMAGE inputs: motion, MIA, sampler (own and core VAE) and paste-back equal the float32 run"
+
     check("layer_operations_equal_plain_torch_and_load_partially")(
         lambda: layer_operations_check(models, N, handle, state, steps))
     Path(out).write_text(json.dumps(RESULTS, indent=1))
@@ -267,16 +296,61 @@ def lora_merge_check(models: Path, N) -> str:
     from importlib import import_module
 
     _comfy = import_module("ComfyUI-MIMAFace.nodes._comfy")
-    wire = _comfy.patched_unet_state(patched, "base_model")
+    import comfy.model_management as mm
+    import comfy.model_patcher
+
     base = read_sd15_unet(ldm, config, "checkpoint")
     key = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight"
     base[key] = base[key] + 0.75 * (alpha / rank) * (up @ down)  # the LoRA formula, by hand
     ref_state = unet_to_ldm(reference.state_dict(), config["layers_per_block"])
-    merged = merge_base_checkpoint(mimaface, {**config, "in_channels": 13},
-                                   BaseCheckpoint(wire, "add_difference", ref_state, 1.0))
     expected = add_difference(mimaface, base, read_sd15_unet(ref_state, config, "reference"), 1.0)
-    err = max(float((merged[k] - expected[k]).abs().max()) for k in expected)
-    assert err < 1e-5, err
+
+    def weights(m):
+        return {k: v.detach().clone() for k, v in m.model.diffusion_model.state_dict().items()}
+
+    class AssertingDynamic(comfy.model_patcher.ModelPatcher):
+        """ModelPatcherDynamic's refusals from ComfyUI 0.33's source (that class reroutes to a plain
+        ModelPatcher on a CPU load device): no force_patch_weights, no full load."""
+
+        def is_dynamic(self):
+            return True
+
+        def load(self, device_to=None, lowvram_model_memory=0, force_patch_weights=False, full_load=False, **kw):
+            assert not force_patch_weights, "force_patch_weights on a dynamic patcher"
+            assert not full_load, "full_load on a dynamic patcher"
+            return super().load(device_to, lowvram_model_memory, force_patch_weights, full_load, **kw)
+
+        def partially_load(self, device_to, extra_memory=0, force_patch_weights=False):
+            assert not force_patch_weights, "force_patch_weights on a dynamic patcher"
+            return super().partially_load(device_to, extra_memory, force_patch_weights)
+
+        def patch_model(self, device_to=None, lowvram_model_memory=0, load_weights=True, force_patch_weights=False):
+            assert not force_patch_weights, "force_patch_weights on a dynamic patcher"
+            return super().patch_model(device_to, lowvram_model_memory, load_weights, force_patch_weights)
+
+    dynamic = patched.clone()
+    dynamic.__class__ = AssertingDynamic
+    real_dynamic = getattr(comfy.model_patcher, "ModelPatcherDynamic", None)  # 0.33+
+    report = []
+    for label, wire_model, preload in (("ModelPatcher", patched, False), ("dynamic", dynamic, False),
+                                       ("ModelPatcher loaded with its LoRA written in", patched, True)):
+        if preload:  # as after a sampler ran with it: ComfyUI patched the weights in place
+            mm.load_models_gpu([wire_model])
+            assert f"diffusion_model.{target}.weight" in wire_model.backup, "the LoRA was not written in"
+        before = weights(wire_model)
+        patches_before = {k: len(v) for k, v in wire_model.patches.items()}
+        wire = _comfy.patched_unet_state(wire_model, "base_model")
+        merged = merge_base_checkpoint(mimaface, {**config, "in_channels": 13},
+                                       BaseCheckpoint(wire, "add_difference", ref_state, 1.0))
+        rel = max(float((merged[k] - expected[k]).abs().max()) / max(float(expected[k].abs().max()), 1e-12)
+                  for k in expected)
+        assert rel < 1e-6, (label, rel)
+        after = weights(wire_model)
+        assert all(torch.equal(before[k], after[k]) for k in before), f"{label}: the wired MODEL's weights changed"
+        assert {k: len(v) for k, v in wire_model.patches.items()} == patches_before, f"{label}: patches changed"
+        report.append(f"{label}: max rel diff {rel:.1e}")
+    mm.unload_all_models()
+    err = rel
     unpatched = _comfy.patched_unet_state(model, "base_model")
     assert not torch.equal(unpatched[target + ".weight"], wire[target + ".weight"]), "the LoRA changed nothing"
     try:
@@ -293,7 +367,8 @@ def lora_merge_check(models: Path, N) -> str:
             model.model.model_config.__class__ = old
     except ImportError:
         pass
-    return f"merged weights within {err:.1e} of the formula on the LoRA-patched UNet"
+    kind = "ModelPatcherDynamic present (reroutes to ModelPatcher on CPU)" if real_dynamic else "no ModelPatcherDynamic"
+    return "; ".join(report) + f"; {kind}; last {err:.1e}"
 
 
 def layer_operations_check(models: Path, N, handle, state: dict, steps: dict) -> str:
