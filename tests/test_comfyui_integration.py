@@ -198,7 +198,7 @@ def _serve(comfy: Path, base: Path):
     log_path = base / f"server-{_label(comfy)}.log"
     link = comfy / "custom_nodes" / PACK_NAME
     if link.is_symlink():
-        link.unlink()
+        link.unlink(missing_ok=True)
     link.symlink_to(PACK)
     port = _free_port()
     log = open(log_path, "w")
@@ -226,7 +226,7 @@ def _serve(comfy: Path, base: Path):
         proc.terminate()
         proc.wait(30)
         log.close()
-        link.unlink()
+        link.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +325,16 @@ def _api(server, name: str, **sampler) -> dict:
 
     info = _get(server["url"] + "/object_info")
     api = to_api(json.loads((PACK / "example_workflows" / f"{name}.json").read_text()), info)
-    for node in api.values():
+    ui = {str(n["id"]): n for n in json.loads((PACK / "example_workflows" / f"{name}.json").read_text())["nodes"]}
+    dynamic_format = info["SaveVideo"]["input"]["required"]["format"][0] == "COMFY_DYNAMICCOMBO_V3"
+    for nid, node in api.items():
+        if node["class_type"] == "SaveVideo" and dynamic_format:
+            # ComfyUI 0.33's SaveVideo has a DynamicCombo "format" (codec nested under it), which
+            # workflow_graph does not model; the real 0.33 frontend turns the stored widgets
+            # [prefix, format, codec] into these inputs (checked with ui_workflow_check.mjs)
+            prefix, fmt, codec = ui[nid]["widgets_values"][:3]
+            node["inputs"] = {"video": node["inputs"]["video"], "filename_prefix": prefix, "format": fmt,
+                              "format.codec": codec, "codec": codec}
         if node["class_type"] == "MIMAFaceICAClipSampler":
             node["inputs"].update({**FAST, **sampler})
         if node["class_type"] == "MIMAFaceAudioToMotion":
