@@ -292,21 +292,24 @@ def patched_unet_state(model, what: str) -> dict[str, torch.Tensor]:
         ValueError: the wire is not an SD1.5 model (names its type), or not a ComfyUI MODEL.
     """
     config = getattr(getattr(model, "model", None), "model_config", None)
-    if config is None or not hasattr(model, "patches"):
+    if config is None:
         raise ValueError(f"{what}: expected a core MODEL (Load Checkpoint, LoRA loaders), got {type(model).__name__}.")
     kind = type(config).__name__
     if kind != "SD15":
         raise ValueError(f"{what}: the MODEL is {kind} ({type(config).__module__}.{kind}); MIMAFace merges only "
                          "SD1.5 UNets (SD2, SDXL and other architectures cannot be combined with it).")
+    state = model.model.diffusion_model.state_dict()
+    if _model_management() is None:  # standalone (tests' stand-ins): no ComfyUI patches to apply
+        return {k: v.detach().to("cpu", torch.float32, copy=True) for k, v in state.items()}
     import comfy.lora
     import comfy.model_patcher
 
     prefix = "diffusion_model."
     out = {}
-    for name in model.model.diffusion_model.state_dict():
+    for name in state:
         key = prefix + name
         weight = _original_weight(model, key).detach().to("cpu", torch.float32, copy=True)
-        patches = model.patches.get(key)
+        patches = getattr(model, "patches", {}).get(key)
         if patches:
             _, _, convert = comfy.model_patcher.get_key_weight(model.model, key)
             if convert is not None:
