@@ -39,7 +39,7 @@ COLUMNS = ("psnr", "ssim", "lpips", "exp", "pose", "gaze", "csim", "lmd", "fid")
 
 
 def parse_args(argv=None):
-    from mimaface_core.sampling.clips import CLIP_LENGTH, OVERLAP
+    from mimaface_core.sampling.ica import CLIP_LENGTH, OVERLAP
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--vox", required=True, type=Path, help="VoxCeleb1-style folder of test videos")
@@ -65,13 +65,13 @@ def main(argv=None) -> dict:
     import torch
 
     from mimaface_core import load_mimaface
-    from mimaface_core.animate import AnimateOptions, animate, to_uint8
-    from mimaface_core.cli_checks import check_device
+    from mimaface_core.pipeline import AnimateOptions, animate, to_uint8
+    from mimaface_core.cli.checks import check_device
     from mimaface_core.evaluation.distribution import FIDAccumulator, fid_unavailable
     from mimaface_core.evaluation.evaluate import EvaluationOptions, evaluate_frames
     from mimaface_core.evaluation.face_measures import Estimators
     from mimaface_core.face.detectors import make_detector
-    from mimaface_core.media import iter_video_frames
+    from mimaface_core.media.video_in import iter_video_frames
     from mimaface_core.sampling.sampler import SamplingOptions
 
     pairs = sample_pairs(find_clips(args.vox), args.limit, args.seed)

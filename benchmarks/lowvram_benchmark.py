@@ -92,8 +92,8 @@ def worker(args) -> dict:
     weights = Path(args.weights).resolve()
     folder_paths.add_model_folder_path("mimaface", str(weights.parent), is_default=True)
     N = load_pack()
-    from mimaface_core.media import iter_video_frames
-    from mimaface_core.vae import decode_latents
+    from mimaface_core.media.video_in import iter_video_frames
+    from mimaface_core.networks.vae import decode_latents
 
     source = torch.from_numpy(np.asarray(Image.open(args.source).convert("RGB"))).float()[None] / 255
     driving = torch.from_numpy(np.stack(list(iter_video_frames(args.driving, limit=args.frames)))).float() / 255

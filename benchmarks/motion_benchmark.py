@@ -27,8 +27,8 @@ from renderer_benchmark import synthetic_face, timed  # noqa: E402
 
 from mimaface_core.face.align import warp_crop_512  # noqa: E402
 from mimaface_core.face.mtcnn import MTCNNDetector  # noqa: E402
-from mimaface_core.images import squash_to_512, to_signed_tensor  # noqa: E402
-from mimaface_core.media import iter_video_frames  # noqa: E402
+from mimaface_core.media.images import squash_to_512, to_signed_tensor  # noqa: E402
+from mimaface_core.media.video_in import iter_video_frames  # noqa: E402
 from mimaface_core.morphable.d3dfr import D3DFRRegressor  # noqa: E402
 from mimaface_core.morphable.rasterizer import composite_512, render_mesh  # noqa: E402
 from mimaface_core.motion.extract import extract_motion, regress_coefficients  # noqa: E402

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import official_tiny as ot  # noqa: E402
 
 from mimaface_core import load_mimaface  # noqa: E402
-from mimaface_core.appearance import clip_preprocess  # noqa: E402
-from mimaface_core.denoiser import predict_noise  # noqa: E402
-from mimaface_core.mia import clip_context  # noqa: E402
+from mimaface_core.networks.appearance_encoder import clip_preprocess  # noqa: E402
+from mimaface_core.networks.denoiser import predict_noise  # noqa: E402
+from mimaface_core.networks.mia import clip_context  # noqa: E402
 
 
 def report(case, output, got):

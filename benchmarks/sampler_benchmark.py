@@ -37,7 +37,7 @@ def worker(args) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from mimaface_core.denoiser import build_unet3d
+    from mimaface_core.networks.denoiser import build_unet3d
     from mimaface_core.sampling import SamplingOptions, plan_clips, sample_video
 
     torch.manual_seed(0)

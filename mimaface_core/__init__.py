@@ -5,19 +5,29 @@ weight compatibility with the released checkpoints. Entry point: :func:`load_mim
 """
 
 from ._lazy import lazy_getattr
-from .errors import MIMAFaceError, MissingWeightFileError, UnsafeWeightFileError, WeightFileError, WeightMismatchError
+from .errors import (
+    MIMAFaceError,
+    MissingWeightFileError,
+    UnsafeWeightFileError,
+    WeightFileError,
+    WeightMismatchError,
+)
 
-_LAZY = {"BaseCheckpoint": ".weights.base_merge", "MIMAFaceModel": ".weights.loader", "load_mimaface": ".weights.loader"}
+#: The public API (README): name -> module holding it, imported on first use.
+_LAZY = {
+    "load_mimaface": ".weights.loader", "MIMAFaceModel": ".networks.bundle", "BaseCheckpoint": ".weights.base_merge",
+    "AnimateOptions": ".pipeline", "animate": ".pipeline", "iter_animate": ".pipeline",
+    "SamplingOptions": ".sampling.sampler",
+    "load_image": ".media.images", "iter_video_frames": ".media.video_in", "video_info": ".media.video_in",
+    "make_detector": ".face.detectors", "paste_back": ".face.paste_back",
+    "encode_source": ".motion.extract", "extract_motion": ".motion.extract", "retarget": ".motion.retarget",
+    "MotionSequence": ".motion.sequence", "render_motion": ".morphable.render",
+    "AudioMotionOptions": ".audio.motion", "audio_motion": ".audio.motion", "load_audio": ".audio.decode",
+    "load_audio_networks": ".audio.weights",
+    "EvaluationOptions": ".evaluation.evaluate", "evaluate_frames": ".evaluation.evaluate",
+}
 
-__all__ = [
-    "BaseCheckpoint",
-    "MIMAFaceError",
-    "MIMAFaceModel",
-    "MissingWeightFileError",
-    "UnsafeWeightFileError",
-    "WeightFileError",
-    "WeightMismatchError",
-    "load_mimaface",
-]
+__all__ = sorted([*_LAZY, "MIMAFaceError", "MissingWeightFileError", "UnsafeWeightFileError", "WeightFileError",
+                  "WeightMismatchError"])
 
 __getattr__ = lazy_getattr(__name__, _LAZY)  # PEP 562: heavy modules load on first use

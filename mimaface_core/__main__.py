@@ -1,85 +1,12 @@
-"""Command line: ``python -m mimaface_core {animate,evaluate,train,convert,download} ...``."""
+"""``python -m mimaface_core ...``: the command line (:mod:`mimaface_core.cli`)."""
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
-import traceback
 
-from .errors import MIMAFaceError
+from .cli.main import build_parser, main
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mimaface_core", description="MIMAFace core tools.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    conv = sub.add_parser("convert", help="rewrite a released snapshot as safetensors (no pickles left)",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    conv.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
-    conv.add_argument("src", help="released MIMAFace snapshot folder")
-    conv.add_argument("dst", help="output folder (same layout, .safetensors instead of .pth)")
-    down = sub.add_parser("download", help="download the released weights, sd-vae-ft-mse, the SD1.5 scheduler config "
-                          "and SadTalker's audio weights", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    down.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
-    down.add_argument("dest", help="destination folder, e.g. ComfyUI/models/mimaface/MIMAFace")
-    from .cli_animate import add_parser
-    from .cli_evaluate import add_parser as add_evaluate_parser
-    from .cli_train import add_parser as add_train_parser
-
-    add_parser(sub)
-    add_evaluate_parser(sub)
-    add_train_parser(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run a command; every failure becomes one line on stderr and a non-zero exit status (the
-    traceback only with ``--debug``); Ctrl-C exits with one line and status 130."""
-    args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    debug = getattr(args, "debug", False)
-    try:
-        if args.command == "convert":
-            from .weights.convert import convert_snapshot
-
-            convert_snapshot(args.src, args.dst)
-        elif args.command == "animate":
-            from .cli_animate import run
-
-            run(args)
-        elif args.command == "evaluate":
-            from .cli_evaluate import run as run_evaluate
-
-            run_evaluate(args)
-        elif args.command == "train":
-            from .cli_train import run as run_train
-
-            run_train(args)
-        elif args.command == "download":
-            from .weights.download import download_weights
-
-            download_weights(args.dest)
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written under the output name.", file=sys.stderr)
-        return 130
-    except (MIMAFaceError, ValueError) as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # anything else: still one line, with a hint to get the details
-        if debug:
-            traceback.print_exc()
-        print(f"error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the details)",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())

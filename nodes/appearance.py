@@ -6,7 +6,7 @@ import numpy as np
 
 from mimaface_core.errors import FaceNotFoundError
 from mimaface_core.face.align import align_crop
-from mimaface_core.images import to_rgb_uint8, to_signed_tensor
+from mimaface_core.media.images import to_rgb_uint8, to_signed_tensor
 from mimaface_core.motion.extract import source_identity
 from mimaface_core.motion.gaze import with_gaze
 
@@ -40,7 +40,7 @@ class MIAAppearanceEncode:
         }}
 
     def encode(self, model, source_crop, blended_motion, gaze=None, source_motion=None):
-        from mimaface_core.appearance import appearance_tokens
+        from mimaface_core.networks.appearance_encoder import appearance_tokens
 
         crop = to_rgb_uint8(frames_of(source_crop, "source_crop")[0], "source_crop")
         blended = blended_motion.coeffs.float()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mimaface_core.composite import paste_back
+from mimaface_core.face.paste_back import paste_back
 
 from . import _comfy
 from .wires import CATEGORY, MOTION

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mimaface_core.motion.render import render_motion
+from mimaface_core.morphable.render import render_motion
 from mimaface_core.motion.retarget import POSE_MODES, retarget
 
 from . import _comfy

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from mimaface_core.sampling.clips import CLIP_LENGTH, MAX_CLIP_LENGTH, OVERLAP
-from mimaface_core.schedulers import SCHEDULER_NAMES
+from mimaface_core.sampling.ica import CLIP_LENGTH, MAX_CLIP_LENGTH, OVERLAP
+from mimaface_core.sampling.schedulers import SCHEDULER_NAMES
 
 from . import _comfy
 from .images import image_to_signed
 from .wires import APPEARANCE, CATEGORY, MODEL
 
 NOISE_MODES = ("same_every_clip", "fresh_per_clip")
-#: SD1.x latent scaling factor (mimaface_core.vae.VAE_SCALING_FACTOR; not imported here to keep
+#: SD1.x latent scaling factor (mimaface_core.networks.vae.VAE_SCALING_FACTOR; not imported here to keep
 #: diffusers out of ComfyUI's start-up).
 VAE_SCALING_FACTOR = 0.18215
 _ENCODE_CHUNK = 1  # one frame at a time: progress and Cancel per frame
@@ -71,7 +71,10 @@ class ICAClipSampler:
     def sample(self, model, appearance, render, seed, steps, cfg, scheduler, clip_length, overlap, noise, vae=None):
         from mimaface_core.sampling import SamplingOptions
         from mimaface_core.sampling.animation import animate_latents
-        from mimaface_core.sampling.conditioning import ClipConditioner, SourceAppearance
+        from mimaface_core.sampling.conditioning import (
+            ClipConditioner,
+            SourceAppearance,
+        )
 
         blended = appearance.blended
         if len(render) != len(blended):
@@ -99,7 +102,7 @@ class ICAClipSampler:
     def _encode_renders(model, render, vae, progress):
         """Render latents of every frame (× 0.18215), before the UNet is loaded: with the core VAE
         (its posterior mean, as ComfyUI's VAE Encode) or ours. Progress and Cancel per chunk."""
-        from mimaface_core.vae import encode_renders
+        from mimaface_core.networks.vae import encode_renders
 
         n, out = len(render), []
         if vae is not None:

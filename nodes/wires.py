@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from typing import TYPE_CHECKING
-
 if TYPE_CHECKING:  # the loader imports diffusers: not at ComfyUI start-up
-    from mimaface_core.weights.loader import MIMAFaceModel
+    from mimaface_core.networks.bundle import MIMAFaceModel
 
 from . import _comfy
 
@@ -162,13 +161,13 @@ class ModelHandle:
         parameter owned by a module that also has sub-layers (transformers' CLIP
         ``class_embedding``), nor buffers of layers it leaves offloaded (``position_ids``, the motion
         modules' ``pe`` tables), nor plain leaf modules past the budget. Those few small tensors
-        (:func:`~mimaface_core.weights.operations.loose_tensors`, well under 1% of a group) are moved
+        (:func:`~mimaface_core.networks.operations.loose_tensors`, well under 1% of a group) are moved
         here; ComfyUI's full unload (``model.to(offload)``) takes them back. Dynamic VRAM (0.33's
         ModelPatcherDynamic) loads them itself (non-cast parameters and every buffer), so it is
         left alone.
         """
         _comfy.load_models(patchers, partial=all(self._castable(g) for g in groups))
-        from mimaface_core.weights.operations import move_loose_tensors
+        from mimaface_core.networks.operations import move_loose_tensors
 
         for g, patcher in zip(groups, patchers):
             if self._castable(g) and not _comfy.is_dynamic(patcher):

@@ -76,7 +76,7 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
         return torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).float()[None] / 255
 
     def frames(path, n):
-        from mimaface_core.media import iter_video_frames
+        from mimaface_core.media.video_in import iter_video_frames
 
         return torch.from_numpy(np.stack(list(iter_video_frames(path, limit=n)))).float() / 255
 
@@ -120,7 +120,7 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
         mm.unload_all_models()  # what POST /free with unload_models does
         assert not ours(), ours()
         reads = []
-        import mimaface_core.safe_load as safe_load
+        import mimaface_core.weights.safe_load as safe_load
 
         original = safe_load.read_checkpoint
         safe_load.read_checkpoint = lambda *a, **k: reads.append(a) or original(*a, **k)
@@ -136,7 +136,8 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
         import comfy.sd
         import comfy.utils
 
-        from mimaface_core.vae import encode_renders, load_vae
+        from mimaface_core.networks.vae import encode_renders
+        from mimaface_core.weights.vae_file import load_vae
 
         vae_file = next((models / "vae").iterdir())
         core = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(vae_file)))
@@ -389,9 +390,9 @@ def layer_operations_check(models: Path, N, handle, state: dict, steps: dict) ->
     import comfy.ops
     import official_tiny as ot
 
-    from mimaface_core.denoiser import predict_noise
+    from mimaface_core.networks.denoiser import predict_noise
     from mimaface_core.weights.loader import load_mimaface
-    from mimaface_core.weights.operations import move_loose_tensors
+    from mimaface_core.networks.operations import move_loose_tensors
 
     wires = import_module("ComfyUI-MIMAFace.nodes.wires")
     cpu = torch.device("cpu")

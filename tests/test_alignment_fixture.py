@@ -15,9 +15,9 @@ from alignment_fixture import compose, entries, m512_errors, media_path, sha256,
 from mimaface_core.face.align import align_crop, align_source, warp_crop_512
 from mimaface_core.face.crops import FIVE_POINT_TEMPLATE_256, box_crop_matrix, five_point_matrix, invert_affine
 from mimaface_core.face.mtcnn import MTCNNDetector
-from mimaface_core.identity import identity_input
-from mimaface_core.images import squash_to_512, to_rgb_uint8, to_signed_tensor
-from mimaface_core.media import iter_video_frames
+from mimaface_core.networks.identity_encoder import identity_input
+from mimaface_core.media.images import squash_to_512, to_rgb_uint8, to_signed_tensor
+from mimaface_core.media.video_in import iter_video_frames
 
 PHOTOS = entries("photo")
 VIDEOS = entries("video")

@@ -13,9 +13,9 @@ from PIL import Image
 
 from alignment_fixture import entries, media_path
 from mimaface_core.__main__ import main
-from mimaface_core.animate import AnimateOptions, animate, iter_animate
+from mimaface_core.pipeline import AnimateOptions, animate, iter_animate
 from mimaface_core.errors import SamplingCancelled
-from mimaface_core.media import iter_video_frames, video_info
+from mimaface_core.media.video_in import iter_video_frames, video_info
 from mimaface_core.sampling import SamplingOptions
 
 PHOTO = entries("photo")[0]

@@ -20,7 +20,7 @@ from mimaface_core.audio.audio2pose import NUM_POSE_STYLES
 from mimaface_core.audio.decode import SAMPLES_PER_FRAME
 from mimaface_core.errors import AudioInputError
 from mimaface_core.face.mtcnn import MTCNNDetector
-from mimaface_core.media import video_info
+from mimaface_core.media.video_in import video_info
 from mimaface_core.morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, ID, TEX, TRANSLATION
 from mimaface_core.motion.extract import encode_source
 
@@ -119,7 +119,7 @@ def test_same_seed_same_motion_other_seed_differs(audio_nets, source_face):
 
 
 def test_same_seed_same_frames(animate_model, audio_nets, source_face):
-    from mimaface_core.animate import AnimateOptions, animate
+    from mimaface_core.pipeline import AnimateOptions, animate
     from mimaface_core.sampling import SamplingOptions
 
     motion = audio_motion(source_face.motion(), load_audio(TALKING, max_frames=5), audio_nets)
@@ -139,7 +139,7 @@ def test_still_mode_keeps_the_source_pose(audio_nets, source_face):
 
 
 def test_reference_pose_and_blinks_from_a_motion(audio_nets, source_face, animate_model):
-    from mimaface_core.media import iter_video_frames
+    from mimaface_core.media.video_in import iter_video_frames
     from mimaface_core.motion.extract import extract_motion
 
     entry = SILENT

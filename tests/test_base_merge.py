@@ -9,9 +9,9 @@ from safetensors.torch import save_file
 import official_tiny as ot
 from ldm_layout import unet_to_ldm
 from mimaface_core import BaseCheckpoint, WeightFileError, WeightMismatchError, load_mimaface
-from mimaface_core.denoiser import build_unet2d
+from mimaface_core.networks.denoiser import build_unet2d
 from mimaface_core.weights.base_merge import keeps_mimaface_in_swap
-from mimaface_core.safe_load import read_state_dict
+from mimaface_core.weights.safe_load import read_state_dict
 from mimaface_core.weights.unet import official_motion_state, read_pretrained_unet
 
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import official_tiny as ot
-from mimaface_core.outputs import atomic_output
+from mimaface_core.media.outputs import atomic_output
 from mimaface_core.sampling import SamplingOptions
 from mimaface_core.sampling.animation import animate_latents
 from mimaface_core.sampling.conditioning import ClipConditioner, SourceAppearance

@@ -19,7 +19,7 @@ from PIL import Image
 import audio_fixture
 from alignment_fixture import entries, media_path
 from mimaface_core.__main__ import main
-from mimaface_core.media import iter_video_frames, video_info
+from mimaface_core.media.video_in import iter_video_frames, video_info
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "example_media" / "portrait_eileen_collins.jpg"
@@ -108,7 +108,7 @@ def _variant(kind: str, tmp_path: Path) -> Path:
 def test_phone_photos_animate(audio_root, tmp_path, capsys, kind):
     from mimaface_core.face.mtcnn import MTCNNDetector
     from mimaface_core.face.align import align_source
-    from mimaface_core.images import load_image, to_rgb_uint8
+    from mimaface_core.media.images import load_image, to_rgb_uint8
 
     path = _variant(kind, tmp_path)
     detector = MTCNNDetector()
@@ -272,7 +272,7 @@ def test_no_vae_is_reported_with_the_option_that_exists(audio_root, tmp_path, ca
 
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
 def test_interrupted_or_failed_write_leaves_nothing(audio_root, tmp_path, capsys, monkeypatch, failure):
-    import mimaface_core.animate as animate
+    import mimaface_core.pipeline as animate
 
     real = animate.iter_animate
 

@@ -151,8 +151,8 @@ def _write_models(base: Path) -> None:
 
 def _write_inputs(inputs: Path, frames: int = 2) -> None:
     """The example portrait, and the example driving clip cut to its first frames (with audio)."""
-    from mimaface_core.media import iter_video_frames, video_info
-    from mimaface_core.video_out import write_video
+    from mimaface_core.media.video_in import iter_video_frames, video_info
+    from mimaface_core.media.video_out import write_video
 
     inputs.mkdir()
     for f in (PACK / "example_media").iterdir():
@@ -388,7 +388,7 @@ def test_workflow_runs(server, path):
     if path.stem == "mimaface_video_reenactment":
         import av
 
-        from mimaface_core.media import iter_video_frames
+        from mimaface_core.media.video_in import iter_video_frames
 
         driver = server["input"] / "driving_talking.mp4"
         expected = len(list(iter_video_frames(driver)))

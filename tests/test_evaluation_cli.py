@@ -15,7 +15,7 @@ from mimaface_core.__main__ import main
 from mimaface_core.evaluation import face_measures
 from mimaface_core.evaluation.pixel_metrics import PSNR_CAP_DB
 from mimaface_core.evaluation.report import METRICS
-from mimaface_core.media import iter_video_frames
+from mimaface_core.media.video_in import iter_video_frames
 
 FRAMES = 3
 SHIFT = 6

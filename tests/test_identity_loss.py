@@ -15,7 +15,7 @@ from PIL import Image
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from alignment_fixture import entries, media_path
-from mimaface_core.appearance import CLIP_MEAN, CLIP_STD
+from mimaface_core.networks.appearance_encoder import CLIP_MEAN, CLIP_STD
 from mimaface_core.training.augment import AUGMENTATIONS, DEFAULT_PROBABILITIES, photometric_augment
 from mimaface_core.training.identity_loss import (
     DEFAULT_BANK_SIZE,

@@ -1,4 +1,4 @@
-"""Host layer operations (mimaface_core.weights.operations): networks built with weight-casting
+"""Host layer operations (mimaface_core.networks.operations): networks built with weight-casting
 layer classes, as ComfyUI's ``comfy.ops`` provides, give the same numbers as plain torch.
 
 The stand-in namespace below casts the weights to the input's device and dtype on every call, as
@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import official_tiny as ot
-from mimaface_core.denoiser import predict_noise
-from mimaface_core.vae import decode_latents, encode_renders
-from mimaface_core.weights.operations import (
+from mimaface_core.networks.denoiser import predict_noise
+from mimaface_core.networks.vae import decode_latents, encode_renders
+from mimaface_core.networks.operations import (
     LAYER_NAMES,
     apply_operations,
     execution_device,
@@ -143,7 +143,7 @@ def test_only_exact_torch_layers_are_replaced():
     class Custom(nn.Linear):  # a library's own subclass keeps its forward
         pass
 
-    from mimaface_core.denoiser import PerFrameGroupNorm
+    from mimaface_core.networks.denoiser import PerFrameGroupNorm
 
     net = nn.Sequential(nn.Linear(2, 2), Custom(2, 2), nn.BatchNorm2d(2), nn.Conv3d(1, 1, 1), PerFrameGroupNorm(1, 2))
     x = torch.randn(1, 2, 3, 4, 4)

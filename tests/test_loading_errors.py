@@ -20,7 +20,7 @@ from mimaface_core import (
     load_mimaface,
 )
 from mimaface_core.__main__ import main as cli_main
-from mimaface_core.safe_load import read_state_dict
+from mimaface_core.weights.safe_load import read_state_dict
 
 
 def released_path(name: str) -> str:

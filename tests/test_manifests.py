@@ -13,10 +13,10 @@ import pytest
 import torch
 from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
 
-from mimaface_core.appearance import build_clip_vision, normalise_clip_keys
-from mimaface_core.denoiser import PerFrameGroupNorm, build_unet2d, build_unet3d, motion_modules
-from mimaface_core.identity import IR101
-from mimaface_core.mia import MIMModule
+from mimaface_core.networks.appearance_encoder import build_clip_vision, normalise_clip_keys
+from mimaface_core.networks.denoiser import PerFrameGroupNorm, build_unet2d, build_unet3d, motion_modules
+from mimaface_core.networks.identity_encoder import IR101
+from mimaface_core.networks.mia import MIMModule
 from mimaface_core.morphable.d3dfr import D3DFRRegressor
 from mimaface_core.weights.unet import official_motion_state
 

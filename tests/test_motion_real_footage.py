@@ -14,10 +14,10 @@ from PIL import Image
 from alignment_fixture import entries, media_path
 from mimaface_core.errors import FaceNotFoundError
 from mimaface_core.face.mtcnn import MTCNNDetector
-from mimaface_core.media import iter_video_frames, video_info
+from mimaface_core.media.video_in import iter_video_frames, video_info
 from mimaface_core.morphable.coefficients import NUM_COEFFS
 from mimaface_core.motion.extract import encode_source, extract_image_motion, extract_motion
-from mimaface_core.motion.render import render_motion
+from mimaface_core.morphable.render import render_motion
 from mimaface_core.motion.retarget import retarget
 
 PHOTO = entries("photo")[0]

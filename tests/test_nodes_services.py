@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from alignment_fixture import entries, media_path
-from mimaface_core.media import iter_video_frames
+from mimaface_core.media.video_in import iter_video_frames
 from nodes import NODE_CLASS_MAPPINGS as NODES
 from nodes import _comfy, motion_io
 from nodes.wires import ModelHandle

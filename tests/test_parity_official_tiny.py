@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import official_tiny as ot
-from mimaface_core.appearance import clip_preprocess
-from mimaface_core.denoiser import predict_noise
+from mimaface_core.networks.appearance_encoder import clip_preprocess
+from mimaface_core.networks.denoiser import predict_noise
 
 
 def test_weight_recipe_fingerprints(released):
@@ -76,7 +76,7 @@ def test_mim(video_model, image_model):
     identity = ot.inp(case, "identity").repeat(frames, 1)
     per_frame = video_model.mim(clip_tokens, identity, **coeffs)
     ot.check(case, "out_video_per_frame", per_frame)
-    from mimaface_core.mia import clip_context
+    from mimaface_core.networks.mia import clip_context
 
     ot.check(case, "out_video_mean", clip_context(per_frame))
     first = {n: v[:1] for n, v in coeffs.items()}

@@ -16,8 +16,8 @@ import official_tiny as ot
 from alignment_fixture import entries, media_path
 from mimaface_core.__main__ import main
 from mimaface_core.errors import SamplingCancelled
-from mimaface_core.media import iter_video_frames, video_info
-from mimaface_core.mia import clip_context
+from mimaface_core.media.video_in import iter_video_frames, video_info
+from mimaface_core.networks.mia import clip_context
 from mimaface_core.sampling import SamplingOptions, plan_clips
 from mimaface_core.sampling.animation import animate_latents
 from mimaface_core.sampling.conditioning import ClipConditioner, SourceAppearance

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import official_tiny as ot
-from mimaface_core.warp import warp_affine
+from mimaface_core.media.warp import warp_affine
 from mimaface_core.morphable import rasterizer
 from mimaface_core.morphable.bfm import load_bfm09
 from mimaface_core.morphable.rasterizer import composite_512, rasterize, render_coefficients, render_mesh

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import official_tiny as ot
-from mimaface_core.schedulers import SCHEDULER_NAMES, make_scheduler
+from mimaface_core.sampling.schedulers import SCHEDULER_NAMES, make_scheduler
 
 
 @pytest.mark.parametrize("case", ["sampling_image", "sampling_video"])

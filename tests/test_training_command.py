@@ -79,7 +79,7 @@ def image_run(data_dir, animate_root, networks, tmp_path_factory):
 
 def test_image_stage_trains_and_its_checkpoint_animates(image_run, networks):
     from mimaface_core import load_mimaface
-    from mimaface_core.animate import AnimateOptions, animate
+    from mimaface_core.pipeline import AnimateOptions, animate
     from mimaface_core.sampling.sampler import SamplingOptions
 
     options, result = image_run
@@ -94,7 +94,7 @@ def test_image_stage_trains_and_its_checkpoint_animates(image_run, networks):
     assert after < result.losses[0], f"the loss of step 0's batch did not fall: {result.losses[0]:.4f} -> {after:.4f}"
     model = load_mimaface(ckpt, mode="image")
     clip = media_path(entries("video")[0])
-    from mimaface_core.media import iter_video_frames
+    from mimaface_core.media.video_in import iter_video_frames
 
     source, driving = list(iter_video_frames(clip, limit=2))
     frames = animate(model, source, driving, AnimateOptions(sampling=SamplingOptions(steps=1)))
@@ -113,8 +113,8 @@ def test_resume_continues_with_the_same_next_loss(image_run, networks, tmp_path)
 
 def test_video_stage_trains_from_the_image_checkpoint_and_animates(image_run, data_dir, networks, tmp_path, capsys):
     from mimaface_core import load_mimaface
-    from mimaface_core.animate import AnimateOptions, animate
-    from mimaface_core.media import iter_video_frames
+    from mimaface_core.pipeline import AnimateOptions, animate
+    from mimaface_core.media.video_in import iter_video_frames
     from mimaface_core.sampling.sampler import SamplingOptions
 
     image_options, image_result = image_run

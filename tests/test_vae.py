@@ -9,7 +9,8 @@ from safetensors.torch import save_file
 
 from ldm_layout import vae_to_ldm
 from mimaface_core.errors import MissingWeightFileError, WeightFileError
-from mimaface_core.vae import VAE_SCALING_FACTOR, load_vae
+from mimaface_core.networks.vae import VAE_SCALING_FACTOR
+from mimaface_core.weights.vae_file import load_vae
 
 TINY = dict(block_out_channels=(32, 64), layers_per_block=1, latent_channels=4, norm_num_groups=32,
             down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import official_tiny as ot
-from mimaface_core.warp import warp_affine
-from mimaface_core.identity import identity_input
-from mimaface_core.images import to_signed_tensor
+from mimaface_core.media.warp import warp_affine
+from mimaface_core.networks.identity_encoder import identity_input
+from mimaface_core.media.images import to_signed_tensor
 
 
 @pytest.fixture(scope="module")

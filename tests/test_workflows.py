@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import workflow_graph as wg
-from mimaface_core.media import iter_video_frames, video_info
+from mimaface_core.media.video_in import iter_video_frames, video_info
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -329,7 +329,7 @@ class CoreStandIns:
         return torch.from_numpy(np.stack(frames)).float() / 255, audio, info.fps
 
     def VAELoader(self, vae_name):
-        from mimaface_core.vae import load_vae
+        from mimaface_core.weights.vae_file import load_vae
 
         if self._vae is None:
             self._vae = _StandInVAE(load_vae(self.vae_folder))

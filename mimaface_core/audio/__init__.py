@@ -6,7 +6,15 @@ Wav2Lip mel and per-frame windows), ``encoder`` / ``audio2exp`` / ``audio2pose``
 
 from .._lazy import lazy_getattr
 from .coefficients import BLINK_MODES, POSE_MODES
-from .decode import FPS, SAMPLE_RATE, SAMPLES_PER_FRAME, Speech, load_audio, probe_audio, speech_from_waveform
+from .decode import (
+         FPS,
+         SAMPLE_RATE,
+         SAMPLES_PER_FRAME,
+         Speech,
+         load_audio,
+         probe_audio,
+         speech_from_waveform,
+)
 
 _LAZY = {"AudioMotionOptions": ".motion", "audio_motion": ".motion", "AudioNetworks": ".weights",
          "find_audio_weights": ".weights", "load_audio_networks": ".weights"}

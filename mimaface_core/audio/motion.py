@@ -22,8 +22,14 @@ from ..morphable.coefficients import ANGLES, EXP, TRANSLATION
 from ..motion.sequence import MotionSequence
 from .audio2pose import NUM_POSE_STYLES
 from .blink import random_blinks, tile_to
-from .coefficients import (BLINK_MODES, POSE_MODES, SADTALKER_EXP, SADTALKER_POSE, sadtalker_coefficients,
-                           seeded_latents)
+from .coefficients import (
+    BLINK_MODES,
+    POSE_MODES,
+    SADTALKER_EXP,
+    SADTALKER_POSE,
+    sadtalker_coefficients,
+    seeded_latents,
+)
 from .decode import FPS, SAMPLES_PER_FRAME, Speech
 from .mel import crop_to_frames, melspectrogram
 from .weights import AudioNetworks

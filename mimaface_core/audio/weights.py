@@ -24,8 +24,13 @@ import torch
 from ..errors import MissingWeightFileError, WeightFileError
 from ..weights.layout import SADTALKER_FILE as COMBINED_FILE
 from ..weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER  # noqa: F401 (where download puts it)
-from ..state_checks import SADTALKER_EXP, SADTALKER_POSE, check_state_dict, expected_shapes
-from ..safe_load import flat_tensors, read_checkpoint
+from ..weights.safe_load import flat_tensors, read_checkpoint
+from ..weights.state_checks import (
+    SADTALKER_EXP,
+    SADTALKER_POSE,
+    check_state_dict,
+    expected_shapes,
+)
 from .audio2exp import Audio2ExpNet
 from .audio2pose import Audio2PoseNet
 

@@ -19,7 +19,7 @@ import torch
 from ..errors import FaceNotFoundError, MIMAFaceError
 from ..face.align import LARGEST, align_source, choose_face, warp_crop_512
 from ..face.crops import CROP_512, box_crop_matrix
-from ..images import squash_to_512, to_rgb_uint8
+from ..media.images import squash_to_512, to_rgb_uint8
 from ..morphable.coefficients import ANGLES, EXP, GAZE, TRANSLATION
 from .face_measures import Estimators, FaceMeasure, measure_face
 from .report import LABELS, METRICS, EvaluationResult, MetricResult

@@ -14,9 +14,9 @@ import torch
 
 from ..face.align import LARGEST, align_crop
 from ..face.crops import five_point_matrix
-from ..images import to_signed_tensor
+from ..media.images import to_signed_tensor
+from ..media.warp import warp_affine
 from ..motion.extract import regress_coefficients
-from ..warp import warp_affine
 
 #: The five-point template of ArcFace/CurricularFace 112x112 crops (insightface's ``arcface_dst``,
 #: face.evoLVe's ``get_reference_facial_points(default_square=True)``), pixels, MTCNN order.

@@ -11,8 +11,8 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Clip:
-    """A clip on disk.
+class FramesOnDisk:
+    """A clip on disk (a video, a frame folder or an image) to measure.
 
     Attributes:
         frames: returns a fresh iterator of (H, W, 3) uint8 RGB frames (upright).
@@ -25,7 +25,7 @@ class Clip:
     kind: str
 
 
-def frames_from_path(path: str | Path, what: str, stride: int = 1, limit: int | None = None) -> Clip:
+def frames_from_path(path: str | Path, what: str, stride: int = 1, limit: int | None = None) -> FramesOnDisk:
     """Open a clip and check it can be read (before any model loads).
 
     Args:
@@ -36,9 +36,13 @@ def frames_from_path(path: str | Path, what: str, stride: int = 1, limit: int | 
         MIMAFaceError: missing or unreadable (the message names ``what`` and the file).
         ValueError: stride or limit below 1.
     """
-    from ..cli_checks import check_driver
-    from ..images import load_image, to_rgb_uint8
-    from ..media import frame_files, iter_video_frames, video_info
+    from ..media.images import load_image, to_rgb_uint8
+    from ..media.video_in import (
+        check_driver,
+        frame_files,
+        iter_video_frames,
+        video_info,
+    )
 
     if stride < 1 or (limit is not None and limit < 1):
         raise ValueError(f"{what}: stride and limit must be ≥ 1, got stride={stride}, limit={limit}.")
@@ -46,10 +50,10 @@ def frames_from_path(path: str | Path, what: str, stride: int = 1, limit: int | 
     kind = check_driver(path, what)
     if kind == "image":
         rgb = to_rgb_uint8(load_image(path, what), what)
-        return Clip(lambda: iter([rgb]), 1, kind)
+        return FramesOnDisk(lambda: iter([rgb]), 1, kind)
     total = len(frame_files(path)) if kind == "frames" else video_info(path, what).frames
     count = None
     if total:
         count = (total + stride - 1) // stride
         count = min(count, limit) if limit is not None else count
-    return Clip(lambda: iter_video_frames(path, stride, limit, what), count, kind)
+    return FramesOnDisk(lambda: iter_video_frames(path, stride, limit, what), count, kind)

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..media import VIDEO_SUFFIXES
+from ..media.video_in import VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)

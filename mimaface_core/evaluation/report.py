@@ -108,7 +108,7 @@ class EvaluationResult:
 
     def write_json(self, path: str | Path) -> None:
         """Write :meth:`to_json` (atomically)."""
-        from ..outputs import atomic_output
+        from ..media.outputs import atomic_output
 
         with atomic_output(path) as tmp:
             Path(tmp).write_text(json.dumps(self.to_json(), indent=1))
@@ -137,8 +137,8 @@ class EvaluationResult:
     def plot(self, width: int = 1000, height: int = 800) -> np.ndarray:
         """Per-frame curves of the Exp, Pose and Gaze errors and CSIM (dashed lines at the seams)
         as a (height, width, 3) uint8 RGB image (matplotlib, Agg)."""
-        from matplotlib.figure import Figure
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
         dpi = 100
         fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
@@ -172,7 +172,7 @@ class EvaluationResult:
         """Write :meth:`plot` as a PNG (atomically)."""
         from PIL import Image
 
-        from ..outputs import atomic_output
+        from ..media.outputs import atomic_output
 
         with atomic_output(path) as tmp:
             Image.fromarray(self.plot(width, height)).save(tmp, format="PNG")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..sampling.clips import plan_clips
+from ..sampling.ica import plan_clips
 
 
 def seam_frames(num_frames: int, clip_length: int, overlap: int) -> list[int]:

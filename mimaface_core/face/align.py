@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from ..errors import FaceNotFoundError
+from ..media.warp import warp_affine
 from .crops import CROP_512, box_crop_matrix, five_point_matrix, invert_affine
 from .detection import Detections, FaceDetector
-from ..warp import warp_affine
 
 #: Face choice: "largest" (the release: index 0 of the area-sorted detections) or an int index.
 LARGEST = "largest"

@@ -95,8 +95,8 @@ def load_mtcnn_networks(path: str | Path | None = None, device="cpu") -> tuple[P
     Raises:
         MissingWeightFileError / WeightMismatchError: missing file or keys/shapes that do not fit.
     """
-    from ..state_checks import load_checked
-    from ..safe_load import read_state_dict
+    from ..weights.safe_load import read_state_dict
+    from ..weights.state_checks import load_checked
 
     path = Path(path) if path is not None else MTCNN_WEIGHTS
     state = read_state_dict(path, "MTCNN weights")

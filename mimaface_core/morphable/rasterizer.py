@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..warp import warp_affine
+from ..media.warp import warp_affine
 from .bfm import BFM09Model
 from .coefficients import NUM_RENDER_COEFFS
 from .reconstruction import CAMERA_DISTANCE, FOCAL, RENDER_SIZE, project, reconstruct

@@ -16,12 +16,20 @@ import numpy as np
 import torch
 
 from ..errors import FaceNotFoundError
-from ..face.align import LARGEST, Alignment, align_crop, align_driver_image, align_source, choose_face, warp_crop_512
+from ..face.align import (
+    LARGEST,
+    Alignment,
+    align_crop,
+    align_driver_image,
+    align_source,
+    choose_face,
+    warp_crop_512,
+)
 from ..face.crops import box_crop_matrix, invert_affine
 from ..face.detection import FaceDetector
-from ..warp import warp_affine
-from ..identity import identity_input
-from ..images import squash_to_512, to_rgb_uint8, to_signed_tensor
+from ..media.images import squash_to_512, to_rgb_uint8, to_signed_tensor
+from ..media.warp import warp_affine
+from ..networks.identity_encoder import identity_input
 from .sequence import MotionSequence
 from .smoothing import fill_missing, smooth
 

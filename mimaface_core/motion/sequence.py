@@ -12,7 +12,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import MIMAFaceError
-from ..morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, ID, NUM_COEFFS, TEX, TRANSLATION
+from ..morphable.coefficients import (
+    ANGLES,
+    EXP,
+    GAMMA,
+    GAZE,
+    ID,
+    NUM_COEFFS,
+    TEX,
+    TRANSLATION,
+)
 
 FORMAT = "mimaface-motion"
 M512_FRAMES = ("squashed", "original")
@@ -94,7 +103,7 @@ class MotionSequence:
     def save(self, path: str | Path) -> Path:
         """Write ``<path>.safetensors`` (tensors) and ``<path>.json`` (everything else, readable
         and editable). ``path`` may carry either suffix. Returns the safetensors path."""
-        from ..outputs import atomic_output
+        from ..media.outputs import atomic_output
 
         base = Path(path).with_suffix("")
         tensors = {

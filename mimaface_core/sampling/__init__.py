@@ -1,7 +1,7 @@
 """Sampling: the ICA clip loop of video mode and the single-frame image mode (spec §1.3–1.4, §6)."""
 
 from .._lazy import lazy_getattr
-from .clips import Clip, plan_clips
+from .ica import Clip, plan_clips
 
 _LAZY = {"SamplingOptions": ".sampler", "denoise": ".sampler", "sample_image": ".sampler", "sample_video": ".sampler"}
 

@@ -16,9 +16,16 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import SamplingCancelled
-from .clips import plan_clips
 from .conditioning import ClipConditioner
-from .sampler import Float32Copy, SamplingOptions, StepCallback, _Steps, sample_image, sample_video
+from .ica import plan_clips
+from .sampler import (
+    Float32Copy,
+    SamplingOptions,
+    StepCallback,
+    _Steps,
+    sample_image,
+    sample_video,
+)
 
 #: ``decode(latents)`` → (k, 512, 512, 3) float32 frames in [0, 1]; called one frame at a time.
 Decoder = Callable[[torch.Tensor], torch.Tensor]

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..mia import MIMModule, clip_context
 from ..morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, TEX, TRANSLATION
-from ..weights.operations import execution_device
-from .clips import Clip
+from ..networks.mia import MIMModule, clip_context
+from ..networks.operations import execution_device
+from .ica import Clip
 
 #: ``renders(frame_indices)`` → (k, 3, 512, 512) renders in [−1, 1].
 RenderSource = Callable[[Sequence[int]], torch.Tensor]

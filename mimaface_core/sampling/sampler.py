@@ -7,19 +7,18 @@ scheduler), 4..7 the render latents, 8..11 the ICA latents, 12 the ICA mask (§5
 
 from __future__ import annotations
 
-import traceback
-
 import logging
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
-from ..denoiser import LATENT_CHANNELS, is_video_unet, predict_noise
 from ..errors import SamplingCancelled
-from ..schedulers import SCHEDULER_NAMES, make_scheduler
-from ..weights.operations import execution_device
-from .clips import CLIP_LENGTH, OVERLAP, Clip, plan_clips
+from ..networks.denoiser import LATENT_CHANNELS, is_video_unet, predict_noise
+from ..networks.operations import execution_device
+from .ica import CLIP_LENGTH, OVERLAP, Clip, clip_condition, plan_clips
+from .schedulers import SCHEDULER_NAMES, make_scheduler
 
 log = logging.getLogger(__name__)
 NOISE_MODES = ("same", "fresh")
@@ -242,13 +241,7 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
     previous = None
 
     def condition_of(render_latents):
-        f, _, h, w = render_latents.shape
-        condition = torch.zeros(1, 2 * LATENT_CHANNELS + 1, f, h, w)
-        condition[0, :LATENT_CHANNELS] = render_latents.float().cpu().transpose(0, 1)
-        if previous is not None and options.overlap:
-            condition[0, LATENT_CHANNELS:2 * LATENT_CHANNELS, :options.overlap] = previous[-options.overlap:].cpu().transpose(0, 1)
-            condition[0, 2 * LATENT_CHANNELS, :options.overlap] = 1
-        return condition
+        return clip_condition(render_latents, previous, options.overlap)
 
     for clip in clips:
         render_latents, context = clip_inputs(clip)

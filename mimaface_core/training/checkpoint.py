@@ -57,7 +57,9 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def released_3dunet_state(models: TrainModels, original: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The trained 3D UNet in the release's ``3dunet.pth`` key names: every key of ``original`` (the
     file the stage started from), motion modules and conv_in from ``models.unet``, the rest kept."""
-    from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+    from diffusers.loaders.single_file_utils import (
+        convert_animatediff_checkpoint_to_diffusers,
+    )
 
     ours = _state(models.unet)
     out = {}
@@ -84,8 +86,8 @@ def write_checkpoint(models: TrainModels, snapshot: str | Path, out_dir: str | P
     """
     from safetensors.torch import save_file
 
-    from ..safe_load import read_state_dict
     from ..weights.layout import ReleasedLayout
+    from ..weights.safe_load import read_state_dict
 
     snapshot, out_dir = Path(snapshot), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from ..errors import FaceNotFoundError, MIMAFaceError
-from ..media import VIDEO_SUFFIXES as MEDIA_VIDEO_SUFFIXES
-from ..media import frame_files
+from ..media.video_in import VIDEO_SUFFIXES as MEDIA_VIDEO_SUFFIXES
+from ..media.video_in import frame_files
 from .step import TrainBatch
 
 log = logging.getLogger("mimaface")
@@ -93,8 +93,8 @@ def extract_video(path: Path, nets: DataNetworks, max_frames: int | None = None,
     Raises:
         FaceNotFoundError: no frame has a face.
     """
-    from ..images import to_signed_tensor
-    from ..media import iter_video_frames
+    from ..media.images import to_signed_tensor
+    from ..media.video_in import iter_video_frames
     from ..motion.extract import extract_motion, source_identity
 
     crops: list[np.ndarray] = []
@@ -145,7 +145,7 @@ def prepare_dataset(data_dir: str | Path, cache_dir: str | Path, nets: DataNetwo
     """
     from safetensors.torch import load_file, save_file
 
-    from ..outputs import atomic_output
+    from ..media.outputs import atomic_output
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
@@ -194,9 +194,9 @@ def sample_batch(videos: list[VideoData], batch_size: int, frames: int, nets: Da
     Returns:
         (TrainBatch on the CPU, the source crops (B, 512, 512, 3) uint8 for the identity loss).
     """
-    from ..appearance import clip_preprocess
-    from ..motion.render import render_motion
+    from ..morphable.render import render_motion
     from ..motion.retarget import retarget
+    from ..networks.appearance_encoder import clip_preprocess
 
     pixels, targets, renders, coeffs, identity, labels, sources = [], [], [], [], [], [], []
     for _ in range(batch_size):

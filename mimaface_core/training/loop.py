@@ -101,9 +101,9 @@ def load_data_networks(options: TrainOptions):
     """The frozen data networks of the snapshot (detector, D3DFR, CurricularFace, VAE, BFM)."""
     from ..face.detectors import make_detector
     from ..morphable.bfm import load_bfm09
-    from ..vae import load_vae
     from ..weights.components import load_d3dfr, load_identity_encoder
     from ..weights.layout import ReleasedLayout
+    from ..weights.vae_file import load_vae
     from .data import DataNetworks
 
     layout = ReleasedLayout(Path(options.weights))
@@ -245,7 +245,7 @@ def train(options: TrainOptions, progress: Callable[[int, int, float], None] | N
 def _identity_term(models, out: dict, sources: torch.Tensor, labels: torch.Tensor, id_loss, generator) -> torch.Tensor:
     """The identity contrastive loss of the batch's sources (their CLIP tokens from the step's
     intermediates) and their photometric augmentations."""
-    from ..appearance import clip_preprocess
+    from ..networks.appearance_encoder import clip_preprocess
     from .augment import photometric_augment
 
     images = sources.permute(0, 3, 1, 2).float() / 255

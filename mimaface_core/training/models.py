@@ -64,10 +64,12 @@ def motion_module_state(path: str | Path) -> dict[str, torch.Tensor]:
     Raises:
         WeightMismatchError: the file holds no motion modules.
     """
-    from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+    from diffusers.loaders.single_file_utils import (
+        convert_animatediff_checkpoint_to_diffusers,
+    )
 
     from ..errors import WeightMismatchError
-    from ..safe_load import read_state_dict
+    from ..weights.safe_load import read_state_dict
 
     state = read_state_dict(path, "motion modules")
     motion = {k: v for k, v in state.items() if "motion_modules." in k}
@@ -90,9 +92,9 @@ def load_training_models(root: str | Path, stage: str, motion_file: str | Path |
     Raises:
         ValueError: unknown stage. MissingWeightFileError / WeightMismatchError: files absent or wrong.
     """
-    from ..denoiser import build_unet2d, build_unet3d, positional_tables
-    from ..state_checks import check_state_dict, expected_shapes
+    from ..networks.denoiser import build_unet2d, build_unet3d, positional_tables
     from ..weights.components import load_appearance_encoder, load_mim
+    from ..weights.state_checks import check_state_dict, expected_shapes
     from ..weights.unet import read_pretrained_unet
 
     if stage not in STAGES:
@@ -107,8 +109,8 @@ def load_training_models(root: str | Path, stage: str, motion_file: str | Path |
         unet = build_unet3d(config, device="meta")
         motion_path = Path(motion_file) if motion_file is not None else layout.weight_file("unet3d")
         if resume:
+            from ..weights.safe_load import read_state_dict
             from ..weights.unet import official_motion_state
-            from ..safe_load import read_state_dict
 
             motion = official_motion_state(read_state_dict(motion_path, "3dunet"), motion_path)
         else:

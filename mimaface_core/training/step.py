@@ -136,7 +136,7 @@ def ddpm_scheduler():
     """diffusers' DDPMScheduler on the SD1.5 betas (scaled_linear 0.00085 → 0.012, 1000 steps)."""
     from diffusers import DDPMScheduler
 
-    from ..schedulers import SD15_BETAS
+    from ..sampling.schedulers import SD15_BETAS
 
     return DDPMScheduler(**SD15_BETAS)
 

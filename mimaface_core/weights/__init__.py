@@ -1,10 +1,11 @@
-"""Released weight layout, safe loading, key conversion, base-checkpoint merge, convert/download."""
+"""Weights: the released layout, safe loading and state checks, key conversion, the host's layer
+operations, base-checkpoint merge, and the convert/download commands' work."""
 
 from .._lazy import lazy_getattr
 from .layout import ReleasedLayout
 
-_LAZY = {"BaseCheckpoint": ".base_merge", "MIMAFaceModel": ".loader", "load_mimaface": ".loader"}
+_LAZY = {"BaseCheckpoint": ".base_merge", "load_mimaface": ".loader"}
 
-__all__ = ["BaseCheckpoint", "MIMAFaceModel", "ReleasedLayout", "load_mimaface"]
+__all__ = ["BaseCheckpoint", "ReleasedLayout", "load_mimaface"]
 
 __getattr__ = lazy_getattr(__name__, _LAZY)  # PEP 562: heavy modules load on first use

@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers.loaders.single_file_utils import LDM_UNET_KEY, convert_ldm_unet_checkpoint
+from diffusers.loaders.single_file_utils import (
+    LDM_UNET_KEY,
+    convert_ldm_unet_checkpoint,
+)
 
 from ..errors import WeightFileError, WeightMismatchError
-from ..state_checks import check_state_dict, identify_state_dict
-from ..safe_load import read_state_dict
+from .safe_load import read_state_dict
+from .state_checks import check_state_dict, identify_state_dict
 
 MERGE_MODES = ("add_difference", "swap")
 SD15_COMPONENT = "an SD1.5 UNet checkpoint"

@@ -10,15 +10,19 @@ from pathlib import Path
 
 import torch
 
-from ..appearance import AppearanceEncoder, build_clip_vision, normalise_clip_keys
 from ..errors import MissingWeightFileError
-from ..identity import IR101
-from ..mia import MIMModule
 from ..morphable.d3dfr import D3DFRRegressor
-from .. import state_checks as checks
-from ..state_checks import load_checked
+from ..networks.appearance_encoder import (
+    AppearanceEncoder,
+    build_clip_vision,
+    normalise_clip_keys,
+)
+from ..networks.identity_encoder import IR101
+from ..networks.mia import MIMModule
+from . import state_checks as checks
 from .layout import read_json
-from ..safe_load import read_state_dict, strip_prefix
+from .safe_load import read_state_dict, strip_prefix
+from .state_checks import load_checked
 
 _CLIP_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 

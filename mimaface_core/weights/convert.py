@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import MissingWeightFileError
-from ..safe_load import PICKLE_SUFFIXES, read_state_dict, write_safetensors
+from .safe_load import PICKLE_SUFFIXES, read_state_dict, write_safetensors
 
 _ANY_DIFFUSERS_NAME = {"diffusion_pytorch_model.bin": "diffusion_pytorch_model.safetensors", "pytorch_model.bin": "model.safetensors"}
 

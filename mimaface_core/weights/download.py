@@ -5,7 +5,7 @@ Downloads into DEST:
 * the MIMAFace snapshot (``MIMAFace/MIMAFace``: ``checkpoints/`` and ``models/``),
 * ``stabilityai/sd-vae-ft-mse`` into ``DEST/sd-vae-ft-mse/``,
 * the SD1.5 ``scheduler/scheduler_config.json`` (kept for reference; the released Euler settings
-  are written out in ``mimaface_core.schedulers``),
+  are written out in ``mimaface_core.sampling.schedulers``),
 * SadTalker's ``SadTalker_V0.0.2_256.safetensors`` (its audio-to-coefficient networks, for audio
   driving) from SadTalker's GitHub release into ``DEST/sadtalker/``,
 * when DEST is ``ComfyUI/models/mimaface/<name>``: the single-file sd-vae-ft-mse

@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from diffusers.loaders.single_file_utils import convert_animatediff_checkpoint_to_diffusers
+from diffusers.loaders.single_file_utils import (
+    convert_animatediff_checkpoint_to_diffusers,
+)
 
-from ..denoiser import build_unet2d, build_unet3d, positional_tables
 from ..errors import MissingWeightFileError, WeightMismatchError
-from ..state_checks import UNET2D as UNET2D_COMPONENT
-from ..state_checks import UNET3D as UNET3D_COMPONENT
-from ..state_checks import check_state_dict, expected_shapes, identify_state_dict
+from ..networks.denoiser import build_unet2d, build_unet3d, positional_tables
 from .layout import ReleasedLayout, read_json
-from ..safe_load import read_state_dict
+from .safe_load import read_state_dict
+from .state_checks import UNET2D as UNET2D_COMPONENT
+from .state_checks import UNET3D as UNET3D_COMPONENT
+from .state_checks import check_state_dict, expected_shapes, identify_state_dict
 
 _UNET_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 

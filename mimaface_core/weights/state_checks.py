@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import WeightMismatchError
+from ..errors import WeightMismatchError
 
 #: Human names of the released components, used in error messages and by identify_state_dict.
 SD15_LDM = "an SD1.5 checkpoint in the LDM/ComfyUI layout"

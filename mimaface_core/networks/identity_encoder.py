@@ -97,7 +97,7 @@ def identity_input(src512: torch.Tensor, m256: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, 3, 112, 112) in [-1, 1] (0 where outside the source crop).
     """
-    from .warp import warp_affine
+    from ..media.warp import warp_affine
 
     canvas = warp_affine(src512, m256, (512, 512))
     half = torch.nn.functional.interpolate(canvas, size=(256, 256), mode="bilinear", align_corners=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..morphable.bfm import BFM09Model
-from ..morphable.rasterizer import composite_512, render_coefficients
+from .bfm import BFM09Model
+from .rasterizer import composite_512, render_coefficients
 
 
 def render_motion(bfm: BFM09Model, blended: torch.Tensor, m256_inv, chunk: int = 8,

@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
-from .weights.operations import execution_device
+from .operations import execution_device
 
 #: CLIPImageProcessor defaults (spec §1.5, Appendix A).
 CLIP_SIZE = 224

@@ -36,7 +36,7 @@ class PerFrameGroupNorm(nn.GroupNorm):
     frame on its own, as the released 3D UNet does (spec §5.4 step 1, §5.5 difference 1). A 4-D
     input is normalised as a plain GroupNorm. Same parameters (``weight``, ``bias``) as nn.GroupNorm.
     The normalisation itself is the parent's ``forward`` (so a host's casting GroupNorm can be put
-    under it, see :func:`mimaface_core.weights.operations.apply_operations`).
+    under it, see :func:`mimaface_core.networks.operations.apply_operations`).
     """
 
     #: The torch layer this one extends: a host's ``operations.GroupNorm`` is mixed in under it.

@@ -1,8 +1,21 @@
-"""The released clip plan of video mode (spec §1.3 step 4–5, §6.4)."""
+"""ICA (the paper's inter-clip affinity): the released clip plan of video mode and the condition
+that carries the previous clip's last frames into the next (spec §1.3 step 4–5, §6.4).
+
+The UNet's 13 input channels are the 4 noisy latent channels followed by the 9 condition channels
+built here: the clip's render latents (4), the previous clip's last ``overlap`` latents placed on
+the first ``overlap`` frames (4), and a mask that is 1 on those frames (1).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI's --help reads the constants here
+    import torch
+
+#: SD1.5 latent channels (the render latents and the previous clip's latents each have as many).
+LATENT_CHANNELS = 4
 
 #: Released defaults: clip length F and the overlap ("prev") carried by ICA; the motion modules'
 #: positional table limits F to 32.
@@ -58,3 +71,27 @@ def plan_clips(num_frames: int, clip_length: int = CLIP_LENGTH, overlap: int = O
     while skip_unused and len(clips) > 1 and not clips[-1].keep:
         clips.pop()
     return clips
+
+
+def clip_condition(render_latents: torch.Tensor, previous: torch.Tensor | None, overlap: int) -> torch.Tensor:
+    """The 9 condition channels of one clip: render latents, the previous clip's last frames, mask.
+
+    Args:
+        render_latents: (F, 4, h, w) VAE latents of the clip's renders (× 0.18215), any dtype/device.
+        previous: (F', 4, h, w) final latents of the previous clip, or None for the first clip.
+        overlap: frames carried from the previous clip (0 = none).
+
+    Returns:
+        (1, 9, F, h, w) float32 on the CPU: channels 0–3 the render latents; channels 4–7 the
+        previous clip's last ``overlap`` latents on frames 0..overlap−1 (zero elsewhere); channel 8
+        one on those frames (zero elsewhere, and everywhere for the first clip).
+    """
+    import torch
+
+    f, _, h, w = render_latents.shape
+    condition = torch.zeros(1, 2 * LATENT_CHANNELS + 1, f, h, w)
+    condition[0, :LATENT_CHANNELS] = render_latents.float().cpu().transpose(0, 1)
+    if previous is not None and overlap:
+        condition[0, LATENT_CHANNELS:2 * LATENT_CHANNELS, :overlap] = previous[-overlap:].float().cpu().transpose(0, 1)
+        condition[0, 2 * LATENT_CHANNELS, :overlap] = 1
+    return condition

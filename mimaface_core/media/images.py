@@ -90,7 +90,7 @@ def load_image(path, what: str = "image"):
 
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    from .errors import MIMAFaceError
+    from ..errors import MIMAFaceError
 
     path = Path(path)
     if path.is_dir():

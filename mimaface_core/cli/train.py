@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from .errors import MIMAFaceError
+from ..errors import MIMAFaceError
 
 
 def add_parser(sub) -> None:
@@ -56,10 +56,10 @@ def check_train_args(args) -> str:
     Raises:
         MIMAFaceError: the first problem, naming the option.
     """
-    from .cli_checks import check_device
-    from .training.checkpoint import latest_checkpoint
-    from .training.data import find_videos
-    from .weights.layout import ReleasedLayout
+    from ..training.checkpoint import latest_checkpoint
+    from ..training.data import find_videos
+    from ..weights.layout import ReleasedLayout
+    from .checks import check_device
 
     for flag, value, low in (("--steps", args.steps, 1), ("--batch-size", args.batch_size, 1),
                              ("--checkpoint-every", args.checkpoint_every, 1)):
@@ -108,7 +108,7 @@ def check_train_args(args) -> str:
 
 
 def options_from_args(args, device: str):
-    from .training.loop import TrainOptions
+    from ..training.loop import TrainOptions
 
     return TrainOptions(stage=args.stage, data=args.data, weights=args.weights, out=args.out, steps=args.steps,
                         lr=args.lr, batch_size=args.batch_size, frames=args.frames,
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> None:
     """Check, then train with a progress bar showing the loss."""
     from tqdm import tqdm
 
-    from .training.loop import train
+    from ..training.loop import train
 
     device = check_train_args(args)
     options = options_from_args(args, device)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MIMAFaceError
+from ..errors import MIMAFaceError
 
 log = logging.getLogger(__name__)
 #: Frame rate given to a folder of frames (it has none of its own).
@@ -159,3 +159,27 @@ def iter_video_frames(path: str | Path, stride: int = 1, limit: int | None = Non
             raise MIMAFaceError(f"{what}: {path.name} could not be decoded at frame {i + 1} ({exc}). The file is "
                                 "damaged: re-encode it (e.g. ffmpeg -i in.mp4 -c:v libx264 out.mp4) or cut the "
                                 "damaged part.") from exc
+
+
+#: File suffixes read as a still image (anything else is opened as a video).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def check_driver(path: Path, what: str = "--driving") -> str:
+    """Open a driver once and say what it is: "image", "video" (also GIF) or "frames" (a folder).
+
+    Raises:
+        MIMAFaceError: missing, unreadable, or no video stream (the message names ``what``)."""
+    from .images import load_image
+
+    path = Path(path)
+    if path.is_dir():
+        video_info(path, what)
+        return "frames"
+    if not path.exists():
+        raise MIMAFaceError(f"{what}: file not found: {path}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        load_image(path, what)
+        return "image"
+    video_info(path, what)
+    return "video"

@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MIMAFaceError
+from ..errors import MIMAFaceError
+from ..media.video_in import IMAGE_SUFFIXES, check_driver
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_OUTPUTS = {".mp4"}
 IMAGE_OUTPUTS = {".png", ".jpg", ".jpeg", ".webp"}
 #: (option, attribute, lowest, highest or None): numeric ranges, checked in this order.
@@ -102,7 +102,7 @@ def check_output(out: Path, allowed: set[str], what: str = "--out") -> None:
 
 def check_weights(weights: Path, mode: str) -> None:
     """The MIMAFace folder exists and holds the files of ``mode`` (nothing is read yet)."""
-    from .weights.layout import ReleasedLayout
+    from ..weights.layout import ReleasedLayout
 
     if not weights.is_dir():
         raise MIMAFaceError(f"--weights: folder not found: {weights}. Download the snapshot there with "
@@ -113,34 +113,13 @@ def check_weights(weights: Path, mode: str) -> None:
                             f"Run python -m mimaface_core download {weights}.")
 
 
-def check_driver(path: Path, what: str = "--driving") -> str:
-    """The driver's kind after opening it: "image", "video" (also GIF) or "frames" (a folder).
-
-    Raises:
-        MIMAFaceError: missing, unreadable, or no video stream (the message names ``what``)."""
-    from .images import load_image
-    from .media import video_info
-
-    path = Path(path)
-    if path.is_dir():
-        video_info(path, what)
-        return "frames"
-    if not path.exists():
-        raise MIMAFaceError(f"{what}: file not found: {path}")
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        load_image(path, what)
-        return "image"
-    video_info(path, what)
-    return "video"
-
-
 def check_animate_args(args) -> CheckedInputs:
     """Every check of the ``animate`` command that needs no model, in the order a user reads them.
 
     Raises:
         MIMAFaceError: the first problem found, naming the option and the file.
     """
-    from .images import load_image
+    from ..media.images import load_image
 
     check_ranges(args)
     source = load_image(args.source, "--source")

@@ -7,9 +7,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from .errors import MIMAFaceError
-
-from .cli_checks import IMAGE_SUFFIXES
+from ..errors import MIMAFaceError
+from .checks import IMAGE_SUFFIXES
 
 MOTION_SUFFIXES = {".safetensors", ".json"}
 log = logging.getLogger(__name__)
@@ -17,10 +16,10 @@ log = logging.getLogger(__name__)
 
 def add_parser(sub) -> None:
     """Register the ``animate`` subcommand on an argparse subparsers object."""
-    from .sampling.clips import CLIP_LENGTH, OVERLAP
-    from .schedulers import SCHEDULER_NAMES
-    from .weights.layout import SADTALKER_FILE as COMBINED_FILE
-    from .weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
+    from ..sampling.ica import CLIP_LENGTH, OVERLAP
+    from ..sampling.schedulers import SCHEDULER_NAMES
+    from ..weights.layout import SADTALKER_FILE as COMBINED_FILE
+    from ..weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
 
     p = sub.add_parser("animate", help="animate a portrait with a driving video, image or sound file",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -90,20 +89,20 @@ def run(args: argparse.Namespace) -> None:
     Raises:
         MIMAFaceError / ValueError: bad inputs, missing weights, no face (messages name the input).
     """
-    from .cli_checks import check_animate_args
+    from .checks import check_animate_args
 
     checked = check_animate_args(args)
     if args.audio is not None:
         return _run_audio(args, checked)
     from PIL import Image
 
-    from .animate import iter_animate, to_uint8
-    from .face.detectors import make_detector
-    from .media import FRAME_FOLDER_FPS, iter_video_frames, video_info
-    from .motion.extract import encode_source, extract_image_motion, extract_motion
-    from .outputs import atomic_output
-    from .video_out import write_video
-    from .weights.loader import load_mimaface
+    from ..face.detectors import make_detector
+    from ..media.outputs import atomic_output
+    from ..media.video_in import FRAME_FOLDER_FPS, iter_video_frames, video_info
+    from ..media.video_out import write_video
+    from ..motion.extract import encode_source, extract_image_motion, extract_motion
+    from ..pipeline import iter_animate, to_uint8
+    from ..weights.loader import load_mimaface
 
     still = checked.driver_kind == "image"
     if still:
@@ -151,7 +150,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _load_driving_image(path):
-    from .images import load_image
+    from ..media.images import load_image
 
     return load_image(path, "--driving")
 
@@ -163,7 +162,7 @@ def _audio_of(path):
 
 def _repeat(image):
     """The same frame forever (paste-back into one image)."""
-    from .images import to_rgb_uint8
+    from ..media.images import to_rgb_uint8
 
     rgb = to_rgb_uint8(image, "frame")
     while True:
@@ -175,8 +174,8 @@ def _pasted(chunks, originals, motion, feather: int):
     import numpy as np
     import torch
 
-    from .composite import paste_back
-    from .images import to_rgb_uint8
+    from ..face.paste_back import paste_back
+    from ..media.images import to_rgb_uint8
 
     matrices = motion.frame_to_crop()
     done = 0
@@ -206,7 +205,7 @@ def _report_missing(motion) -> None:
 
 
 def _plan_text(sampling, frames: int, still: bool) -> str:
-    from .sampling.clips import plan_clips
+    from ..sampling.ica import plan_clips
 
     if still:
         return f"{sampling.steps} denoising steps"
@@ -216,8 +215,8 @@ def _plan_text(sampling, frames: int, still: bool) -> str:
 
 
 def _animate_options(args, expression_scale: float | None = None):
-    from .animate import AnimateOptions
-    from .sampling import SamplingOptions
+    from ..pipeline import AnimateOptions
+    from ..sampling import SamplingOptions
 
     return AnimateOptions(
         SamplingOptions(args.steps, args.guidance, args.scheduler, args.seed, args.noise, args.clip_length, args.overlap),
@@ -257,7 +256,7 @@ class _Bars:
 
 
 def _audio_motion_options(args):
-    from .audio.motion import AudioMotionOptions
+    from ..audio.motion import AudioMotionOptions
 
     if args.stride != 1:
         raise MIMAFaceError("--stride applies to driving videos; with --audio the output has 25 frames per second "
@@ -285,11 +284,11 @@ def _check_reference(path: Path | None, flag: str) -> None:
     if not path.is_file():
         raise MIMAFaceError(f"{flag}: file not found: {path}")
     if path.suffix.lower() in MOTION_SUFFIXES:
-        from .motion.sequence import MotionSequence
+        from ..motion.sequence import MotionSequence
 
         MotionSequence.load(path)
     else:
-        from .media import video_info
+        from ..media.video_in import video_info
 
         video_info(path)
 
@@ -298,12 +297,12 @@ def _load_reference(path: Path | None, detector, model, bars):
     """A reference motion from a saved motion file or a video (extracted with the released recipe)."""
     if path is None:
         return None
-    from .motion.sequence import MotionSequence
+    from ..motion.sequence import MotionSequence
 
     if path.suffix.lower() in MOTION_SUFFIXES:
         return MotionSequence.load(path)
-    from .media import iter_video_frames, video_info
-    from .motion.extract import extract_motion
+    from ..media.video_in import iter_video_frames, video_info
+    from ..motion.extract import extract_motion
 
     return extract_motion(lambda: iter_video_frames(path), detector, model.d3dfr, fps=video_info(path).fps,
                           progress=bars.frame)
@@ -311,15 +310,21 @@ def _load_reference(path: Path | None, detector, model, bars):
 
 def _run_audio(args: argparse.Namespace, checked) -> None:
     """``animate --audio``: speech → SadTalker motion in the source's crop frame → MIMAFace, 25 fps."""
-    from .animate import iter_animate, to_uint8
-    from .audio import FPS, find_audio_weights, load_audio, load_audio_networks, probe_audio
-    from .audio.motion import audio_motion
-    from .weights.layout import SADTALKER_FILE as COMBINED_FILE
-    from .weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
-    from .face.detectors import make_detector
-    from .motion.extract import encode_source
-    from .video_out import write_video
-    from .weights.loader import load_mimaface
+    from ..audio import (
+        FPS,
+        find_audio_weights,
+        load_audio,
+        load_audio_networks,
+        probe_audio,
+    )
+    from ..audio.motion import audio_motion
+    from ..face.detectors import make_detector
+    from ..media.video_out import write_video
+    from ..motion.extract import encode_source
+    from ..pipeline import iter_animate, to_uint8
+    from ..weights.layout import SADTALKER_FILE as COMBINED_FILE
+    from ..weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
+    from ..weights.loader import load_mimaface
 
     # Everything that can be checked without a model, first (the common checks ran already).
     options = _audio_motion_options(args)

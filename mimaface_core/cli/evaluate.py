@@ -7,7 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .errors import MIMAFaceError
+from ..errors import MIMAFaceError
 
 log = logging.getLogger("mimaface")
 
@@ -54,11 +54,11 @@ def check_evaluate_args(args):
     Raises:
         MIMAFaceError: the first problem, naming the option.
     """
-    from .cli_checks import check_device, check_output
-    from .evaluation.face_measures import check_estimator_files
-    from .evaluation.frames import frames_from_path
-    from .images import load_image
-    from .sampling.clips import MAX_CLIP_LENGTH, OVERLAP
+    from ..evaluation.face_measures import check_estimator_files
+    from ..evaluation.frames import frames_from_path
+    from ..media.images import load_image
+    from ..sampling.ica import MAX_CLIP_LENGTH, OVERLAP
+    from .checks import check_device, check_output
 
     if args.stride < 1:
         raise MIMAFaceError(f"--stride {args.stride}: must be at least 1.")
@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> None:
     """Check, load the estimators, evaluate, print the table, write the JSON and the plot."""
     from tqdm import tqdm
 
-    from .evaluation.evaluate import EvaluationOptions, evaluate_frames
-    from .evaluation.face_measures import load_estimators
+    from ..evaluation.evaluate import EvaluationOptions, evaluate_frames
+    from ..evaluation.face_measures import load_estimators
 
     generated, driving, source, device = check_evaluate_args(args)
     estimators = load_estimators(args.weights, device, args.detector, args.mediapipe_models)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .face.crops import invert_affine
-from .warp import warp_affine
+from ..media.warp import warp_affine
+from .crops import invert_affine
 
 
 def feathered_square(size: int, feather: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .errors import MissingWeightFileError, UnsafeWeightFileError, WeightFileError
+from ..errors import MissingWeightFileError, UnsafeWeightFileError, WeightFileError
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MIMAFaceError
+from ..errors import MIMAFaceError
 
 #: Audio codecs copied into the mp4 as they are; anything else (PCM wav, flac, vorbis, opus...) is
 #: re-encoded to AAC.

@@ -1,4 +1,4 @@
-"""The SD1.x VAE (``stabilityai/sd-vae-ft-mse`` at inference, spec §6.5) as diffusers ``AutoencoderKL``.
+"""Loading the SD1.x VAE (``stabilityai/sd-vae-ft-mse`` at inference) as diffusers ``AutoencoderKL``.
 
 Accepted forms, all offline:
 
@@ -18,14 +18,12 @@ import torch
 from diffusers import AutoencoderKL
 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
-from .errors import MissingWeightFileError, WeightFileError
+from ..errors import MissingWeightFileError, WeightFileError
+from ..networks.vae import VAE_SCALING_FACTOR
+from .safe_load import read_state_dict
 from .state_checks import VAE as COMPONENT
 from .state_checks import load_checked
-from .safe_load import read_state_dict
-from .weights.operations import execution_device
 
-#: SD1.x latent scaling factor (spec §1.5, §6.5).
-VAE_SCALING_FACTOR = 0.18215
 _DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 
@@ -126,35 +124,3 @@ def load_vae(
         vae = AutoencoderKL.from_config(config)
     load_checked(vae, state, file=weights, component=COMPONENT)
     return torch.nn.Module.to(vae, device=device, dtype=dtype).eval()
-
-
-def encode_renders(vae, render512: torch.Tensor) -> torch.Tensor:
-    """Render latents with our VAE: posterior MEAN × 0.18215 (spec §1.3; the release samples, the
-    posterior std is negligible and the mean keeps runs deterministic; ComfyUI's VAE Encode takes
-    the mean too).
-
-    Args:
-        vae: a diffusers ``AutoencoderKL``.
-        render512: (F, 3, 512, 512) renders in [−1, 1].
-
-    Returns:
-        (F, 4, 64, 64) float32 on the VAE's device.
-    """
-    device, dtype = execution_device(vae), next(vae.parameters()).dtype
-    with torch.inference_mode():
-        return vae.encode(render512.to(device, dtype)).latent_dist.mean.float() * VAE_SCALING_FACTOR
-
-
-def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
-    """Frames from latents (spec §6.5): ``VAE.decode(latents / 0.18215)`` clamped.
-
-    Args:
-        vae: a diffusers ``AutoencoderKL``. latents: (F, 4, h, w) scaled latents (× 0.18215).
-
-    Returns:
-        (F, 8h, 8w, 3) float32 in [0, 1] on the CPU (ComfyUI's IMAGE layout).
-    """
-    device, dtype = execution_device(vae), next(vae.parameters()).dtype
-    with torch.inference_mode():
-        x = vae.decode(latents.to(device, dtype) / VAE_SCALING_FACTOR).sample.float().clamp(-1, 1)
-    return ((x + 1) / 2).permute(0, 2, 3, 1).cpu()

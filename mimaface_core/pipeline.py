@@ -14,22 +14,27 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .appearance import appearance_tokens
-from .denoiser import is_video_unet
 from .errors import SamplingCancelled
 from .face.detection import FaceDetector
 from .face.detectors import make_detector
 from .morphable.coefficients import GAZE
-from .motion.extract import SourceFace, encode_source, extract_image_motion, extract_motion
+from .morphable.render import render_motion
+from .motion.extract import (
+    SourceFace,
+    encode_source,
+    extract_image_motion,
+    extract_motion,
+)
 from .motion.gaze import adjust_gaze, with_gaze
-from .motion.render import render_motion
 from .motion.retarget import retarget
 from .motion.sequence import MotionSequence
+from .networks.appearance_encoder import appearance_tokens
+from .networks.bundle import MIMAFaceModel
+from .networks.denoiser import is_video_unet
+from .networks.vae import decode_latents, encode_renders
 from .sampling import SamplingOptions
 from .sampling.animation import animate_latents
 from .sampling.conditioning import ClipConditioner, SourceAppearance, encoded_renders
-from .vae import decode_latents, encode_renders
-from .weights.loader import MIMAFaceModel
 
 
 @dataclass(frozen=True)
