@@ -24,7 +24,7 @@ class MIAAppearanceEncode:
                        "(the MIA module runs per clip there).",)
     FUNCTION = "encode"
     DESCRIPTION = ("CLIP tokens of the source crop and its CurricularFace identity feature, computed once, paired "
-                   "with the blended coefficients and gaze (MIA, paper §3.2; spec §4).")
+                   "with the blended coefficients and gaze (MIA, paper §3.2; docs/SAMPLING.md §3).")
 
     @classmethod
     def INPUT_TYPES(cls):

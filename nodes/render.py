@@ -25,7 +25,7 @@ class RenderCoeffImage:
                        "Blended coefficients (identity, albedo, light of the source; expression, pose, gaze of "
                        "the driver) with the driver's crop matrices.")
     FUNCTION = "render"
-    DESCRIPTION = "The released coefficient blend (spec §2.7) and a z-buffer render of the BFM09 face."
+    DESCRIPTION = "The released coefficient blend (docs/ALIGNMENT.md §11) and a z-buffer render of the BFM09 face."
 
     @classmethod
     def INPUT_TYPES(cls):

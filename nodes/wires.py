@@ -209,7 +209,7 @@ class GazeSequence:
 @dataclass
 class Appearance:
     """What ``MIMAFACE_APPEARANCE`` wires carry: the source's appearance and the motion it is
-    modulated with (spec §4). The MIA module itself runs per clip in the sampler.
+    modulated with (docs/SAMPLING.md §2–§3). The MIA module itself runs per clip in the sampler.
 
     Attributes:
         tokens: (1, 257, 1024) CLIP tokens of the source's 512 crop.

@@ -1,8 +1,8 @@
-"""MediaPipe backend mapped onto MTCNN conventions (MTCNN.md §6).
+"""MediaPipe backend mapped onto MTCNN conventions (docs/ALIGNMENT.md §3).
 
-(a) the pure mappings against the §6 formulas written out here; (b) BlazeFace with the committed
+(a) the pure mappings against the docs/ALIGNMENT.md §3 formulas written out here; (b) BlazeFace with the committed
 ``face_detection_short_range.tflite`` on the alignment fixture's photos, against the released
-pipeline's M512 / M256 within the §6 residuals; (c) model-folder, download and dependency errors.
+pipeline's M512 / M256 within the docs/NUMERICS.md §12 residuals; (c) model-folder, download and dependency errors.
 Nothing is downloaded: the download path is exercised with a fake ``urlopen``.
 """
 
@@ -26,7 +26,7 @@ from mimaface_core.face.mediapipe_detector import MediaPipeDetector, blazeface_t
 MODEL_DIR = Path(__file__).parent / "fixtures" / "mediapipe"
 TFLITE = MODEL_DIR / "face_detection_short_range.tflite"
 
-# MTCNN.md §6, BlazeFace row on square inputs: scale max 14%, centre max 22 px, M256 median 8.8 px.
+# docs/NUMERICS.md §12, BlazeFace on square inputs: scale max 14%, centre max 22 px, M256 median 8.8 px.
 # Measured here (Tasks API, mediapipe 0.10.31): scale 4.0-13.5%, centre 4-20 px, M256 6-14.5 px.
 SCALE_TOL, CENTRE_TOL_PX = 0.15, 25.0
 M256_MAX_PX, M256_MEDIAN_PX = 20.0, 13.0
@@ -82,7 +82,7 @@ def blazeface():
 
 def _residuals(detector, photo) -> tuple[float, float, float]:
     """(M512 scale error, M512 centre error px@512, M256 template-point error px@256) of one photo,
-    each pipeline re-detecting on its own 512 crop (the §6 definitions)."""
+    each pipeline re-detecting on its own 512 crop (the docs/ALIGNMENT.md §3 definitions)."""
     from PIL import Image
 
     from mimaface_core.face.align import warp_crop_512

@@ -1,4 +1,4 @@
-"""The released Euler configuration and the optional schedulers (spec §6.1)."""
+"""The released Euler configuration and the optional schedulers (docs/SAMPLING.md §6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python -m mimaface_core train``: fine-tune MIMAFace on your own footage (paper §3.4, spec §7)."""
+"""``python -m mimaface_core train``: fine-tune MIMAFace on your own footage (paper §3.4, docs/SAMPLING.md §10)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 time, every metric of :mod:`.report` accumulated (MIMAFace §4.1, Table 1).
 
 Frame of reference: both clips are compared on 512 face crops framed like the driving video's
-released crop (spec §1.3 step 3: squash to 512x512, the detector box of the first frame with a
+released crop (docs/ALIGNMENT.md §6.2: squash to 512x512, the detector box of the first frame with a
 face, the 512 box crop). A 512x512 clip is taken as such a crop already (the animate output, the
 release's image mode); a generated clip with the driving video's size (a paste-back output) is
 cropped with the driving video's box, so both sides share one crop.
@@ -122,7 +122,7 @@ def _pose(c: np.ndarray) -> np.ndarray:
 
 
 def source_measure(source, estimators: Estimators, face: int | str = LARGEST, what: str = "source") -> FaceMeasure:
-    """The source photo aligned by the source recipe (spec §1.3 step 2) and measured.
+    """The source photo aligned by the source recipe (docs/ALIGNMENT.md §6.1) and measured.
 
     Raises:
         FaceNotFoundError: no face in the source (the message names ``what``).

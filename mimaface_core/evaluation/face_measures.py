@@ -1,6 +1,6 @@
 """What the paper's face metrics measure on one 512 face crop: the five MTCNN landmarks, the D3DFR
 coefficients (expression, pose, gaze) and the CurricularFace identity embedding (MIMAFace §4.1
-"Evaluation metrics"; spec §1.2, §2.1, §3). The estimators are the networks of the MIMAFace
+"Evaluation metrics"; docs/ALIGNMENT.md §4, docs/WEIGHTS.md §9–§10). The estimators are the networks of the MIMAFace
 snapshot, so no other weight file is needed for these metrics.
 """
 
@@ -83,7 +83,7 @@ class FaceMeasure:
     Attributes:
         found: whether a face was found on the crop (else every other field is None).
         landmarks: (5, 2) float64 MTCNN points in 512-crop pixels.
-        coeffs: (261,) float32 D3DFR coefficients of the crop's 256 alignment (spec §2.1).
+        coeffs: (261,) float32 D3DFR coefficients of the crop's 256 alignment (docs/WEIGHTS.md §9).
         embedding: (512,) float32 L2-normalised CurricularFace embedding of the ArcFace-aligned
             112x112 crop.
     """

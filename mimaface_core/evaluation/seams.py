@@ -18,7 +18,7 @@ from ..sampling.ica import plan_clips
 
 
 def seam_frames(num_frames: int, clip_length: int, overlap: int) -> list[int]:
-    """Indices of the first frame each clip after the first contributes (spec §1.3 step 4).
+    """Indices of the first frame each clip after the first contributes (docs/SAMPLING.md §5).
 
     Raises:
         ValueError: clip length or overlap out of range (as :func:`plan_clips`).

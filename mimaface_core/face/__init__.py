@@ -1,1 +1,1 @@
-"""Face alignment: the 512 box crop and the 256 five-point similarity crop (spec §1.1–1.3)."""
+"""Face alignment: the 512 box crop and the 256 five-point similarity crop (docs/ALIGNMENT.md §2–§6)."""

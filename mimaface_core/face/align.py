@@ -1,5 +1,5 @@
 """The released face alignment: detector → 512 box crop → detection on the crop → 256 matrix
-(spec §1.2–1.4), plus the choice of face when there are several.
+(docs/ALIGNMENT.md §4–§6), plus the choice of face when there are several.
 
 Coordinates are pixels with centres at integers (MTCNN/OpenCV convention); matrices are (2, 3)
 float64, source → destination.
@@ -93,7 +93,7 @@ class Alignment:
 
 
 def align_crop(detector: FaceDetector, crop512: np.ndarray, face: int | str = LARGEST):
-    """Detect on a 512 crop and fit ``M256`` (spec §1.2). Returns (landmarks, score, m256, m256_inv)
+    """Detect on a 512 crop and fit ``M256`` (docs/ALIGNMENT.md §4.2). Returns (landmarks, score, m256, m256_inv)
     or four Nones when no face is found on the crop."""
     dets = detector.detect(crop512)
     k = choose_face(dets, face, near=np.array([CROP_512 / 2, CROP_512 / 2]))
@@ -113,7 +113,7 @@ def align_with_box(detector: FaceDetector, rgb: np.ndarray, box: np.ndarray, fac
 
 def align_source(detector: FaceDetector, rgb: np.ndarray, face: int | str = LARGEST,
                  what: str = "source image") -> Alignment:
-    """The source recipe (spec §1.3 step 2): detect, 512 box crop, detect on the crop, ``M256``.
+    """The source recipe (docs/ALIGNMENT.md §6.1): detect, 512 box crop, detect on the crop, ``M256``.
 
     Args:
         rgb: (H, W, 3) uint8 RGB at its original size.
@@ -140,7 +140,7 @@ def align_source(detector: FaceDetector, rgb: np.ndarray, face: int | str = LARG
 
 def align_driver_image(detector: FaceDetector, rgb: np.ndarray, face: int | str = LARGEST,
                        what: str = "driving image") -> Alignment:
-    """A single driving image (spec §1.4): a 512x512 input is used as the crop as is (the release's
+    """A single driving image (docs/ALIGNMENT.md §6.3): a 512x512 input is used as the crop as is (the release's
     image mode) and only supplies ``M256``; any other size is box-cropped like a source photo.
 
     Raises:

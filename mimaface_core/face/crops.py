@@ -1,4 +1,4 @@
-"""The two crop matrices of the release (spec §1.2) and their constants (Appendix A).
+"""The two crop matrices of the release and their templates (docs/ALIGNMENT.md §4).
 
 All matrices are 2x3 in the OpenCV convention: they map source pixel coordinates to destination
 pixel coordinates, pixel centres at integer coordinates.
@@ -20,7 +20,7 @@ CROP_256 = 256
 
 
 def square_box_corners(box_xyxy) -> np.ndarray:
-    """Corners of the detector box squared about its centre (spec §1.2).
+    """Corners of the detector box squared about its centre (docs/ALIGNMENT.md §4.1).
 
     Args:
         box_xyxy: [x1, y1, x2, y2] in pixels.
@@ -37,7 +37,7 @@ def square_box_corners(box_xyxy) -> np.ndarray:
 
 
 def procrustes_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Orthogonal-Procrustes similarity mapping ``src`` points onto ``dst`` (spec §1.2).
+    """Orthogonal-Procrustes similarity mapping ``src`` points onto ``dst`` (docs/ALIGNMENT.md §4.1).
 
     Both sets are centred and divided by the standard deviation of all their coordinates; the
     rotation comes from the SVD of the cross-covariance, the scale is the ratio of the deviations.
@@ -59,7 +59,7 @@ def procrustes_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def box_crop_matrix(box_xyxy) -> np.ndarray:
-    """``M512``: detector box → 512 box crop (spec §1.2). (2, 3) float64.
+    """``M512``: detector box → 512 box crop (docs/ALIGNMENT.md §4.1). (2, 3) float64.
 
     For a square box it equals ``[[k, 0, 256 − k·cx], [0, k, 256 − k·cy]]`` with ``k = 352/side``.
     """

@@ -1,4 +1,4 @@
-"""What a face detector returns, in MTCNN's conventions (spec §1.1, MTCNN.md §4).
+"""What a face detector returns, in MTCNN's conventions (docs/ALIGNMENT.md §2.4).
 
 Every backend (MTCNN, MediaPipe) returns a :class:`Detections` whose boxes and five landmarks
 follow facenet-pytorch's ``MTCNN.detect``: pixel coordinates of the input image with pixel
@@ -51,5 +51,5 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, rgb: np.ndarray) -> Detections:
-        """Faces in one image, sorted by decreasing box area (MTCNN.md §4)."""
+        """Faces in one image, sorted by decreasing box area (docs/ALIGNMENT.md §2.4)."""
         ...

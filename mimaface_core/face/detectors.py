@@ -1,4 +1,4 @@
-"""Choosing a face detector backend by name (spec §1.1, MTCNN.md)."""
+"""Choosing a face detector backend by name (docs/ALIGNMENT.md §2–§3)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from .detection import FaceDetector
 
 #: "mtcnn": the released detector (our port, weights shipped); "mediapipe": the Tasks API mapped
-#: onto MTCNN's conventions (optional dependency, approximate, MTCNN.md §6).
+#: onto MTCNN's conventions (optional dependency, approximate, docs/ALIGNMENT.md §3).
 DETECTORS = ("mtcnn", "mediapipe")
 
 

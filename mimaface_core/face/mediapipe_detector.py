@@ -1,11 +1,11 @@
-"""MediaPipe face detection mapped onto MTCNN's box and five-point conventions (MTCNN.md §6).
+"""MediaPipe face detection mapped onto MTCNN's box and five-point conventions (docs/ALIGNMENT.md §3).
 
 A stand-in for MTCNN when it cannot be used. The Tasks FaceLandmarker (478-point mesh,
 ``face_landmarker.task``) is used when that file is in the models folder, else the Tasks BlazeFace
 FaceDetector (``blaze_face_short_range.tflite``, or ``face_detection_short_range.tflite`` from the
 mediapipe 0.10.21 wheel). Boxes and points come out in input pixels as :class:`Detections`.
 
-Expected residuals against the released MTCNN pipeline (MTCNN.md §6, square photos): M512 scale
+Expected residuals against the released MTCNN pipeline (docs/NUMERICS.md §12, square photos): M512 scale
 mean 3.4% / max 13% and centre mean 6 px / max 20 px at 512, M256 template points median 3.2 px
 at 256 with the mesh (fitted with the legacy FaceMesh; the Tasks landmarker's newer model is
 similar, not identical); with BlazeFace mean 3.7% / max 14%, 7 / 22 px and a median of 8.8 px.
@@ -30,7 +30,7 @@ from ..errors import MIMAFaceError, MissingDependencyError
 from .detection import Detections
 
 RESIDUALS_NOTE = (
-    "MediaPipe only approximates the released MTCNN crops (MTCNN.md §6): on photos the 512 crop "
+    "MediaPipe only approximates the released MTCNN crops (docs/NUMERICS.md §12): on photos the 512 crop "
     "differs by about 3-4% in scale (up to 14%) and 6-7 px in centre (up to 22 px), and the 256 "
     "alignment by a median 3 px with face_landmarker.task or 9 px with BlazeFace, more on squashed "
     "non-square video frames."
@@ -44,18 +44,18 @@ MODEL_URLS = {
     BLAZEFACE_FILES[0]: "https://storage.googleapis.com/mediapipe-models/face_detector/"
     "blaze_face_short_range/float16/latest/blaze_face_short_range.tflite",
 }
-#: Box offsets (x1, y1, x2, y2) as fractions of the mesh box width/height, MTCNN.md §6.
+#: Box offsets (x1, y1, x2, y2) as fractions of the mesh box width/height, docs/ALIGNMENT.md §3.
 MESH_BOX_OFFSETS = (-0.0172, -0.1488, -0.0169, -0.0006)
 #: Mesh landmarks averaged for left eye, right eye, nose, left and right mouth corner (image left).
 MESH_POINTS = ((159, 145), (386, 374), (1,), (61,), (291,))
-#: Offsets added to the BlazeFace box (x, y, x + w, y + h) as fractions of w/h, MTCNN.md §6.
+#: Offsets added to the BlazeFace box (x, y, x + w, y + h) as fractions of w/h, docs/ALIGNMENT.md §3.
 BLAZE_BOX_OFFSETS = (-0.0350, -0.3078, -0.0430, -0.0412)
 #: Per MTCNN point: (BlazeFace keypoint index, a, b); point = keypoint + d·(a·u + b·v).
 BLAZE_POINTS = ((0, 0.021, -0.083), (1, 0.004, -0.072), (2, 0.043, -0.003), (3, -0.420, 0.018), (3, 0.459, 0.029))
 
 
 def mesh_to_mtcnn(landmarks_px) -> tuple[np.ndarray, np.ndarray]:
-    """MTCNN-equivalent box and five points from a face mesh (MTCNN.md §6).
+    """MTCNN-equivalent box and five points from a face mesh (docs/ALIGNMENT.md §3).
 
     Args:
         landmarks_px: (478, 2) or (468, 2) mesh landmarks (x, y) in input pixels; only 0–467 are used.
@@ -73,7 +73,7 @@ def mesh_to_mtcnn(landmarks_px) -> tuple[np.ndarray, np.ndarray]:
 
 
 def blazeface_to_mtcnn(box_xywh, keypoints) -> tuple[np.ndarray, np.ndarray]:
-    """MTCNN-equivalent box and five points from a BlazeFace detection (MTCNN.md §6).
+    """MTCNN-equivalent box and five points from a BlazeFace detection (docs/ALIGNMENT.md §3).
 
     Args:
         box_xywh: (4,) ``(x, y, w, h)`` of the BlazeFace box, input pixels.

@@ -1,4 +1,4 @@
-"""MTCNN face detection exactly as facenet-pytorch 2.5.3 ``MTCNN.detect`` computes it (MTCNN.md §3–4).
+"""MTCNN face detection exactly as facenet-pytorch 2.5.3 ``MTCNN.detect`` computes it (docs/ALIGNMENT.md §2.3–§2.4).
 
 The released MIMAFace crops depend on this detector's box and landmark conventions, so every rule
 is kept as the release has it, including the MATLAB-inherited 1-based offsets: ``int(H·s + 1)``
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .detection import Detections
 from .mtcnn_nets import load_mtcnn_networks
 
-#: Released defaults (MTCNN.md §3).
+#: Released defaults (docs/ALIGNMENT.md §2.3).
 MIN_FACE_SIZE = 20
 THRESHOLDS = (0.6, 0.7, 0.7)
 SCALE_FACTOR = 0.709
@@ -30,13 +30,13 @@ def _normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 def _resample(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``F.interpolate(mode="area")`` = adaptive average pooling (MTCNN.md §3, "Resampling")."""
+    """``F.interpolate(mode="area")`` = adaptive average pooling (docs/ALIGNMENT.md §2.3)."""
     return F.adaptive_avg_pool2d(img, size)
 
 
 def pyramid_scales(height: int, width: int, min_face_size: int = MIN_FACE_SIZE,
                    factor: float = SCALE_FACTOR) -> list[float]:
-    """Scales of the image pyramid, accumulated as the release does (MTCNN.md §3, "Pyramid")."""
+    """Scales of the image pyramid, accumulated as the release does (docs/ALIGNMENT.md §2.3)."""
     m = 12.0 / min_face_size
     smallest = min(height, width) * m
     scales, scale = [], m
@@ -125,7 +125,7 @@ def _crops(img: torch.Tensor, boxes: torch.Tensor, size: int) -> tuple[torch.Ten
     """Clipped crops of the boxes resized to ``size``²; returns (crops, kept box indices).
 
     Coordinates are truncated toward zero, ``x1, y1`` clamped to ≥ 1 and ``x2, y2`` to the image
-    size, and the 1-based inclusive ranges cropped (MTCNN.md §3, "Crop extraction").
+    size, and the 1-based inclusive ranges cropped (docs/ALIGNMENT.md §2.3).
     """
     h, w = img.shape[-2:]
     b = boxes[:, :4].trunc().to(torch.int64).tolist()

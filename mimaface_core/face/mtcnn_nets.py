@@ -1,4 +1,5 @@
-"""The three MTCNN networks (PNet, RNet, ONet) with facenet-pytorch's key names (MTCNN.md §2).
+"""The three MTCNN networks (PNet, RNet, ONet) with facenet-pytorch's key names (docs/ALIGNMENT.md §2.2,
+docs/WEIGHTS.md §12).
 
 Inputs are normalised RGB ``(x − 127.5) / 128``. Max pooling uses ceil mode; before the dense
 layers RNet and ONet flatten in (x, y, channel) order (the TensorFlow/Caffe layout the weights
@@ -13,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-#: The converted weights shipped with the package (MIT, see data/LICENSE-MTCNN.md).
+#: The converted weights shipped with the package (MIT; licence notice in data/, docs/ALIGNMENT.md §2.1).
 MTCNN_WEIGHTS = Path(__file__).with_name("data") / "mtcnn.safetensors"
 
 

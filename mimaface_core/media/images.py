@@ -1,4 +1,4 @@
-"""Conversions between 8-bit RGB images and the [-1, 1] tensors of the release (spec conventions)."""
+"""Conversions between 8-bit RGB images and the [-1, 1] tensors of the release (docs/ALIGNMENT.md §1)."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def load_image(path, what: str = "image"):
 
 
 def squash_to_512(rgb: np.ndarray) -> np.ndarray:
-    """Resize a driving frame to 512x512 with PIL bicubic, no aspect preservation (spec §1.3 step 3).
+    """Resize a driving frame to 512x512 with PIL bicubic, no aspect preservation (docs/ALIGNMENT.md §6.2).
 
     (H, W, 3) uint8 → (512, 512, 3) uint8. A 512x512 input is returned unchanged.
     """

@@ -1,4 +1,4 @@
-"""Driving media: video files (PyAV), GIFs and folders of numbered frames (spec §1.3; alignment
+"""Driving media: video files (PyAV), GIFs and folders of numbered frames (docs/NUMERICS.md §11; alignment
 fixture README, "Frame decoding").
 
 Video frames come in decode order, every decoded frame once (``container.decode(video=0)``,

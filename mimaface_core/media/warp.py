@@ -1,4 +1,4 @@
-"""Affine warps of image tensors with the release's conventions (spec conventions, §1.5, §3).
+"""Affine warps of image tensors with the release's conventions (docs/ALIGNMENT.md §1, §5, §12).
 
 ``warp_affine`` reproduces ``kornia.geometry.transform.warp_affine`` (bilinear, zero padding,
 ``align_corners=True``), i.e. the OpenCV mapping ``output(x) = input(M⁻¹·x)`` with pixel centres at

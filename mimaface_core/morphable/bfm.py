@@ -1,4 +1,4 @@
-"""The BFM09 face model read from ``BFM09_model_info.mat``. Spec §2.3.
+"""The BFM09 face model read from ``BFM09_model_info.mat``. docs/WEIGHTS.md §11.
 
 Only the fields the pipeline uses are kept, as tensors: float fields as float32, index fields as
 int64 converted to 0-based (``point_buf`` padding 0 becomes -1). The file is read with

@@ -1,10 +1,10 @@
-"""Layout of the 261 D3DFR coefficients and the source/driver blend (spec §2.2, §2.7)."""
+"""Layout of the 261 D3DFR coefficients and the source/driver blend (docs/ALIGNMENT.md §7, §11)."""
 
 from __future__ import annotations
 
 import torch
 
-#: Slices of the coefficient vector (spec §2.2). angles in radians; gamma is 3 colours x 9 SH terms.
+#: Slices of the coefficient vector (docs/ALIGNMENT.md §7). angles in radians; gamma is 3 colours x 9 SH terms.
 ID = slice(0, 80)
 EXP = slice(80, 144)
 TEX = slice(144, 224)
@@ -19,7 +19,7 @@ NUM_RENDER_COEFFS = 257
 
 def blend(source: torch.Tensor, driver: torch.Tensor) -> torch.Tensor:
     """Reenactment blend: identity, albedo and lighting of the source; expression, pose,
-    translation and gaze of the driver (spec §2.7).
+    translation and gaze of the driver (docs/ALIGNMENT.md §11).
 
     Args:
         source: (B, 261) or (1, 261) source coefficients (broadcast over frames).

@@ -1,4 +1,5 @@
-"""The D3DFR 3DMM coefficient regressor (``models/D3DFR/netG_epoch_25.pth``). Spec §2.1–2.2.
+"""The D3DFR 3DMM coefficient regressor (``models/D3DFR/netG_epoch_25.pth``). docs/WEIGHTS.md §9,
+docs/ALIGNMENT.md §7.
 
 A ResNet-50 v1.5 without ``fc`` (torchvision's topology and key names, written here because
 torchvision has no build for every platform this pack runs on and is not a dependency of the core),
@@ -11,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: Output widths of the eight heads, in order (spec §2.2): id, exp, tex, angles, gamma, (tx, ty),
+#: Output widths of the eight heads, in order (docs/WEIGHTS.md §9): id, exp, tex, angles, gamma, (tx, ty),
 #: tz, eye/gaze.
 HEAD_SIZES: tuple[int, ...] = (80, 64, 80, 3, 27, 2, 1, 4)
 #: Input side in pixels (the 256 similarity crop).
@@ -73,7 +74,7 @@ class D3DFRRegressor(nn.Module):
     """The released D3DFR network ("ResNet50_nofc"), 334 state-dict entries.
 
     Input: (B, 3, 256, 256) RGB in [-1, 1], the 256 similarity crop (no ImageNet normalisation).
-    Output: (B, 261) float coefficients laid out as in spec §2.2 (see ``mimaface_core.morphable``
+    Output: (B, 261) float coefficients laid out as in docs/ALIGNMENT.md §7 (see ``mimaface_core.morphable``
     for the slices). Use in eval mode (BatchNorm running statistics).
     """
 

@@ -1,4 +1,4 @@
-"""Hard z-buffer mesh renderer in pure torch, standing in for the release's pytorch3d render (spec §2.5–2.7).
+"""Hard z-buffer mesh renderer in pure torch, standing in for the release's pytorch3d render (docs/ALIGNMENT.md §9–§11).
 
 Equivalent to pytorch3d's ``MeshRasterizer`` with blur_radius 0, faces_per_pixel 1, no backface
 culling and perspective-correct barycentrics, followed by an ambient-only ``SoftPhongShader`` with a
@@ -29,7 +29,7 @@ def _edge(a: torch.Tensor, d: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, colors: torch.Tensor,
               size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Z-buffer rasterisation with perspective-correct colour interpolation (spec §2.6).
+    """Z-buffer rasterisation with perspective-correct colour interpolation (docs/ALIGNMENT.md §10).
 
     Pixel (row r, column c) is sampled at its centre (u, v) = (c + 0.5, r + 0.5). A centre is
     covered by a triangle when its three barycentrics are >= 0 (edges and vertices inclusive;
@@ -126,7 +126,7 @@ def rasterize(pixels: torch.Tensor, depth: torch.Tensor, faces: torch.Tensor, co
 
 def render_mesh(vertices: torch.Tensor, colors: torch.Tensor, faces: torch.Tensor, size: int = RENDER_SIZE,
                 focal: float = FOCAL) -> tuple[torch.Tensor, torch.Tensor]:
-    """Render a coloured mesh with the release's camera (spec §2.5–2.6).
+    """Render a coloured mesh with the release's camera (docs/ALIGNMENT.md §9–§10).
 
     Args:
         vertices: (B, V, 3) float camera-space vertices (BFM units; camera at z = 10 looking at −z).
@@ -150,7 +150,7 @@ def render_mesh(vertices: torch.Tensor, colors: torch.Tensor, faces: torch.Tenso
 
 
 def render_coefficients(bfm: BFM09Model, coeffs: torch.Tensor, size: int = RENDER_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-    """``img256`` and ``mask256`` of (B, ≥257) D3DFR coefficients (spec §2.4–2.6).
+    """``img256`` and ``mask256`` of (B, ≥257) D3DFR coefficients (docs/ALIGNMENT.md §8–§10).
 
     Returns:
         (B, 3, size, size) float32 in [−1, 1] and (B, 1, size, size) float32 in {0, 1}, on the
@@ -164,7 +164,7 @@ def render_coefficients(bfm: BFM09Model, coeffs: torch.Tensor, size: int = RENDE
 
 def composite_512(img256: torch.Tensor, mask256: torch.Tensor, m256_inv: torch.Tensor,
                   size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """Warp the render back to the 512 crop and composite on −1 (spec §2.7).
+    """Warp the render back to the 512 crop and composite on −1 (docs/ALIGNMENT.md §11).
 
     Args:
         img256: (B, 3, H, W) float in [−1, 1]. mask256: (B, 1, H, W) float in {0, 1}.

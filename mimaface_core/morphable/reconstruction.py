@@ -1,4 +1,4 @@
-"""BFM09 reconstruction, SH lighting and projection of the release (spec §2.4–2.5).
+"""BFM09 reconstruction, SH lighting and projection of the release (docs/ALIGNMENT.md §8–§9).
 
 Everything is batched over frames and runs on the BFM's device. Units: BFM units (decimetre-like,
 camera at z = +10), angles in radians, albedo and colours on a 0..255 scale, pixels of the 256
@@ -15,11 +15,11 @@ import torch
 from .bfm import BFM09Model
 from .coefficients import ANGLES, EXP, GAMMA, ID, TEX, TRANSLATION
 
-#: Camera of the 256 render (spec §2.5, Appendix A).
+#: Camera of the 256 render (docs/ALIGNMENT.md §9).
 RENDER_SIZE = 256
 FOCAL = 1015.0 * 256 / 224
 CAMERA_DISTANCE = 10.0
-#: Spherical-harmonics constants (spec §2.4, Appendix A).
+#: Spherical-harmonics constants (docs/ALIGNMENT.md §8).
 SH_A = (math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0))
 SH_C = (1 / math.sqrt(4 * math.pi), math.sqrt(3.0) / math.sqrt(4 * math.pi), 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi))
 SH_D0 = 0.5 / math.sqrt(3.0)
@@ -94,7 +94,7 @@ def shade(albedo_rgb: torch.Tensor, normals_rotated: torch.Tensor, gamma: torch.
 
 
 def project(vertices: torch.Tensor, focal: float = FOCAL, size: int = RENDER_SIZE) -> torch.Tensor:
-    """Perspective projection to continuous pixel coordinates of the render (spec §2.5).
+    """Perspective projection to continuous pixel coordinates of the render (docs/ALIGNMENT.md §9).
 
     ``u = size/2 + f·X/(10 − Z)``, ``v = size/2 − f·Y/(10 − Z)``; origin at the top-left corner of
     the top-left pixel. (B,N,3) → (B,N,2) as (u, v).
@@ -127,7 +127,7 @@ class FaceMesh:
 
 
 def reconstruct(bfm: BFM09Model, coeffs: torch.Tensor) -> FaceMesh:
-    """The released ``BFM09ReconModel`` geometry and shading from (B, ≥257) coefficients (spec §2.4)."""
+    """The released ``BFM09ReconModel`` geometry and shading from (B, ≥257) coefficients (docs/ALIGNMENT.md §8)."""
     coeffs = coeffs.to(bfm.meanshape.device, torch.float32)
     shape = centred_shape(bfm, coeffs[:, ID], coeffs[:, EXP])
     rot = rotation_matrix(coeffs[:, ANGLES])

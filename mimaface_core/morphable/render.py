@@ -1,4 +1,4 @@
-"""The render of the blended face in the driver's 512 crop (spec §2.5–2.7), chunked over frames."""
+"""The render of the blended face in the driver's 512 crop (docs/ALIGNMENT.md §9–§11), chunked over frames."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def render_motion(bfm: BFM09Model, blended: torch.Tensor, m256_inv, chunk: int =
     """Render blended coefficients in each driving frame's 512 crop.
 
     Each frame is rendered at 256 in the driver's 256 frame, warped back with the driver's
-    ``M256⁻¹`` and composited onto −1 (spec §2.7).
+    ``M256⁻¹`` and composited onto −1 (docs/ALIGNMENT.md §11).
 
     Args:
         bfm: the BFM09 model; rendering runs on its device.

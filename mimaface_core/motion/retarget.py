@@ -1,5 +1,5 @@
 """Source/driver blending with the options beyond the release: relative pose, expression scale
-and temporal smoothing of the driver's coefficients (spec §2.7)."""
+and temporal smoothing of the driver's coefficients (docs/ALIGNMENT.md §11)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ _LAYOUT = {name: [part.start, part.stop] for name, part in
 
 @dataclass
 class MotionSequence:
-    """Per-frame 3DMM coefficients and alignment of N frames (spec §1.2–1.3, §2.2).
+    """Per-frame 3DMM coefficients and alignment of N frames (docs/ALIGNMENT.md §4–§7).
 
     Attributes:
         coeffs: (N, 261) float32 D3DFR coefficients (id, exp, tex, angles in radians, gamma,
@@ -43,12 +43,12 @@ class MotionSequence:
         scores: (N,) float32 detection score on each crop, 0 where no face was found.
         missing: (N,) bool, True where no face was found (values there are filled).
         frame_size: (width, height) of the original frames in pixels (the 512 frame is a
-            squash of it, spec §1.3 step 3).
+            squash of it, docs/ALIGNMENT.md §6.2).
         fps: frames per second of the driver, or None for still images.
         info: free JSON-serialisable details (detector, box mode, face choice...).
         m512_frame: what ``m512`` maps from: ``"squashed"`` (the frame squashed to 512x512, the
-            video recipe, spec §1.3 step 3) or ``"original"`` (the frame's own pixels, the photo
-            recipe of §1.3 step 2: source photos, single driving images, audio-driven motion).
+            video recipe, docs/ALIGNMENT.md §6.2) or ``"original"`` (the frame's own pixels, the photo
+            recipe of docs/ALIGNMENT.md §6.1: source photos, single driving images, audio-driven motion).
     """
 
     coeffs: torch.Tensor

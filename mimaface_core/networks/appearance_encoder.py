@@ -1,4 +1,5 @@
-"""Appearance encoder: the CLIP ViT-L/14 vision tower and its preprocessing. Spec §1.5, §4.1.
+"""Appearance encoder: the CLIP ViT-L/14 vision tower and its preprocessing. docs/SAMPLING.md §2,
+docs/WEIGHTS.md §7.
 
 The tokens MIMAFace uses are ``last_hidden_state`` (1, 257, 1024) of a transformers
 ``CLIPVisionModel``: the CLS token and 16x16 patch tokens after the last encoder layer, without
@@ -20,7 +21,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from .operations import execution_device
 
-#: CLIPImageProcessor defaults (spec §1.5, Appendix A).
+#: CLIPImageProcessor defaults (docs/SAMPLING.md §2).
 CLIP_SIZE = 224
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -102,7 +103,7 @@ class AppearanceEncoder(nn.Module):
 
 
 def appearance_tokens(encoder: AppearanceEncoder, crop512: np.ndarray) -> torch.Tensor:
-    """CLIP tokens of the source's (512, 512, 3) uint8 crop, computed once per source (spec §4.1).
+    """CLIP tokens of the source's (512, 512, 3) uint8 crop, computed once per source (docs/SAMPLING.md §2).
 
     Returns:
         (1, 257, 1024) in the encoder's dtype, on its device.

@@ -23,7 +23,7 @@ class MIMAFaceModel:
 
     Attributes:
         mode: "video" (UNetMotionModel, video-stage MIM and CLIP) or "image" (2D UNet, image-stage
-            MIM and CLIP). Never mixed (spec §0).
+            MIM and CLIP). Never mixed (docs/WEIGHTS.md §2).
         denoiser: the UNet (13 input channels, 264-token context), ``dtype`` on ``device``.
         appearance_encoder: CLIP vision tower → (B, 257, 1024) tokens, ``dtype``.
         mim: the MIA module → (F, 264, 768) context, ``dtype``.

@@ -1,13 +1,13 @@
 """The MIMAFace denoiser: SD1.5 UNet with a 13-channel conv_in, with or without motion modules.
 
 * Image mode: diffusers ``UNet2DConditionModel`` built from ``checkpoints/image/pretrained_unet``
-  (spec §5.1, §5.2).
+  (docs/WEIGHTS.md §4, §6).
 * Video mode: diffusers ``UNetMotionModel`` = that 2D UNet + an AnimateDiff v3 ``MotionAdapter``
-  (spec §5.3–5.5), with two fixes that the released model needs and diffusers does not do:
+  (docs/WEIGHTS.md §5, docs/SAMPLING.md §4), with two fixes that the released model needs and diffusers does not do:
   the motion modules' GroupNorm is evaluated per frame (:class:`PerFrameGroupNorm`), and the
   context is repeated per frame with ``repeat_interleave`` (:func:`predict_noise`).
 
-Input channels of ``sample`` (spec §5.2): [0:4] scheduler-scaled noisy latents, [4:8] render
+Input channels of ``sample`` (docs/WEIGHTS.md §6): [0:4] scheduler-scaled noisy latents, [4:8] render
 latents, [8:12] ICA latents of the previous clip, [12] ICA mask.
 """
 
@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from torch import nn
 
-#: AnimateDiff v3 motion-module settings of the release (spec §5.3, §5.5).
+#: AnimateDiff v3 motion-module settings of the release (docs/WEIGHTS.md §5).
 MOTION_NUM_ATTENTION_HEADS = 8
 MOTION_MAX_SEQ_LENGTH = 32
-#: Channels of the UNet input (spec §5.2).
+#: Channels of the UNet input (docs/WEIGHTS.md §6).
 IN_CHANNELS = 13
 LATENT_CHANNELS = 4
 
@@ -33,7 +33,7 @@ class PerFrameGroupNorm(nn.GroupNorm):
     """GroupNorm of a motion module, with statistics taken over each frame separately.
 
     Takes (B, C, F, H, W) as diffusers' ``AnimateDiffTransformer3D`` passes it and normalises every
-    frame on its own, as the released 3D UNet does (spec §5.4 step 1, §5.5 difference 1). A 4-D
+    frame on its own, as the released 3D UNet does (docs/SAMPLING.md §4, docs/NUMERICS.md §2). A 4-D
     input is normalised as a plain GroupNorm. Same parameters (``weight``, ``bias``) as nn.GroupNorm.
     The normalisation itself is the parent's ``forward`` (so a host's casting GroupNorm can be put
     under it, see :func:`mimaface_core.networks.operations.apply_operations`).
@@ -81,7 +81,7 @@ def unet2d_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def motion_adapter_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The AnimateDiff v3 ``MotionAdapter`` config matching a 2D UNet config (spec §5.5)."""
+    """The AnimateDiff v3 ``MotionAdapter`` config matching a 2D UNet config (docs/WEIGHTS.md §5)."""
     return dict(
         block_out_channels=tuple(config["block_out_channels"]),
         motion_layers_per_block=config["layers_per_block"],

@@ -1,4 +1,4 @@
-"""CurricularFace IR-101 identity encoder (``models/ArcFace/CurricularFace_Backbone.pth``). Spec §3.
+"""CurricularFace IR-101 identity encoder (``models/ArcFace/CurricularFace_Backbone.pth``). docs/WEIGHTS.md §10.
 
 MIMAFace uses the deep features of the body (before ``output_layer``): (B, 512, 7, 7) for a 112x112
 input, flattened channel-major to (B, 25088). ``output_layer`` is kept so the released file loads
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: Units per stage of IR-101 and their widths (spec §3).
+#: Units per stage of IR-101 and their widths (docs/WEIGHTS.md §10).
 IR101_STAGES: tuple[tuple[int, int], ...] = ((64, 3), (128, 13), (256, 30), (512, 3))
 INPUT_SIZE = 112
 
@@ -84,7 +84,7 @@ class IR101(nn.Module):
 
 
 def identity_input(src512: torch.Tensor, m256: torch.Tensor) -> torch.Tensor:
-    """The released identity crop (spec §3, "Input chain exactly as released").
+    """The released identity crop (docs/ALIGNMENT.md §5).
 
     Warp the 512 crop with its 256 matrix into a 512x512 canvas (zero padding), bilinear 512→256,
     rows [0,224) and columns [16,240), bilinear 224→112. The face sits at half the usual ArcFace

@@ -4,8 +4,8 @@ Paper: MIMAFace §3.2 (Motion-Identity modulated Appearance feature learning, MI
 weights implement it as the "MIMAFacePostfuseModule(768)": seven condition tokens (identity, gaze,
 expression, texture, lighting, angles, translation) are projected to the UNet's context width and
 put in front of the projected CLIP tokens; three pre-LayerNorm residual blocks of single-head
-self-attention mix all 264 tokens; a final LayerNorm. Spec §4.2; the paper's cross-attention
-formulation (Eq. 1) is not what the weights were trained with (spec §4.3).
+self-attention mix all 264 tokens; a final LayerNorm. docs/SAMPLING.md §3; the paper's cross-attention
+formulation (Eq. 1) is not what the weights were trained with (docs/SAMPLING.md §3, "Paper vs release").
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Names and widths of the condition inputs, in token order after the identity token (spec §4.2).
+#: Names and widths of the condition inputs, in token order after the identity token (docs/SAMPLING.md §3).
 COEFF_TOKENS: tuple[tuple[str, int], ...] = (
     ("gaze", 4),
     ("exp", 64),
@@ -26,7 +26,7 @@ COEFF_TOKENS: tuple[tuple[str, int], ...] = (
 
 
 class SingleHeadSelfAttention(nn.Module):
-    """One-head self-attention with a fused ``c_qkv`` projection (spec §4.2, step 3).
+    """One-head self-attention with a fused ``c_qkv`` projection (docs/SAMPLING.md §3, step 3).
 
     q, k, v are the contiguous thirds of ``c_qkv(x)``; logits are ``q·k/√width`` (both scaled by
     ``width^(-1/4)``), softmax in float32, no dropout, no mask.
@@ -60,7 +60,7 @@ class MLP(nn.Module):
 
 
 def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-    """LayerNorm evaluated in float32 whatever the module dtype (spec §4.2). The weights are taken
+    """LayerNorm evaluated in float32 whatever the module dtype (docs/SAMPLING.md §3). The weights are taken
     to the input's device (a host that loads the module partially may leave them offloaded)."""
     weight, bias = (t.to(x.device, torch.float32) for t in (norm.weight, norm.bias))
     return F.layer_norm(x.float(), norm.normalized_shape, weight, bias, norm.eps).to(x.dtype)
@@ -138,7 +138,7 @@ class MIMModule(nn.Module):
             clip_tokens: (F, 257, clip_dim) CLIP ``last_hidden_state`` of the source crop.
             identity: (F, identity_dim) CurricularFace deep features of the source.
             gaze, exp, tex, gamma, angles, translation: (F, 4/64/80/27/3/3) slices of the blended
-                3DMM coefficients (spec §2.2, §2.7); angles in radians.
+                3DMM coefficients (docs/ALIGNMENT.md §7, §11); angles in radians.
 
         Returns:
             (F, 7 + 257, width) tokens in the order [identity, gaze, exp, tex, gamma, angles,
@@ -175,5 +175,5 @@ class MIMModule(nn.Module):
 
 
 def clip_context(per_frame: torch.Tensor) -> torch.Tensor:
-    """Video-mode context of one clip: the mean over frames, (F, T, C) → (1, T, C). Spec §4.2."""
+    """Video-mode context of one clip: the mean over frames, (F, T, C) → (1, T, C). docs/SAMPLING.md §3."""
     return per_frame.mean(dim=0, keepdim=True)

@@ -1,4 +1,4 @@
-"""The SD1.x VAE (``stabilityai/sd-vae-ft-mse`` at inference, spec §6.5) as diffusers
+"""The SD1.x VAE (``stabilityai/sd-vae-ft-mse`` at inference, docs/WEIGHTS.md §13) as diffusers
 ``AutoencoderKL``: render latents in, frames out. Loading its files: :mod:`mimaface_core.weights.vae_file`.
 """
 
@@ -8,12 +8,12 @@ import torch
 
 from .operations import execution_device
 
-#: SD1.x latent scaling factor (spec §1.5, §6.5).
+#: SD1.x latent scaling factor (docs/SAMPLING.md §9).
 VAE_SCALING_FACTOR = 0.18215
 
 
 def encode_renders(vae, render512: torch.Tensor) -> torch.Tensor:
-    """Render latents with our VAE: posterior MEAN × 0.18215 (spec §1.3; the release samples, the
+    """Render latents with our VAE: posterior MEAN × 0.18215 (docs/NUMERICS.md §5; the release samples, the
     posterior std is negligible and the mean keeps runs deterministic; ComfyUI's VAE Encode takes
     the mean too).
 
@@ -30,7 +30,7 @@ def encode_renders(vae, render512: torch.Tensor) -> torch.Tensor:
 
 
 def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
-    """Frames from latents (spec §6.5): ``VAE.decode(latents / 0.18215)`` clamped.
+    """Frames from latents (docs/SAMPLING.md §9): ``VAE.decode(latents / 0.18215)`` clamped.
 
     Args:
         vae: a diffusers ``AutoencoderKL``. latents: (F, 4, h, w) scaled latents (× 0.18215).

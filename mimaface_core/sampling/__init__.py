@@ -1,4 +1,4 @@
-"""Sampling: the ICA clip loop of video mode and the single-frame image mode (spec §1.3–1.4, §6)."""
+"""Sampling: the ICA clip loop of video mode and the single-frame image mode (docs/SAMPLING.md §1, §4–§9)."""
 
 from .._lazy import lazy_getattr
 from .ica import Clip, plan_clips

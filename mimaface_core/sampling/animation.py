@@ -1,6 +1,6 @@
 """The animation loop that the CLI, the Python API and the ICA Clip Sampler node all run: per
 clip (video mode) or per frame (image mode), condition → denoise → (decode), with one progress
-count over every unit of work and a cancel check before each (spec §1.3 steps 4–5, §1.4, §6).
+count over every unit of work and a cancel check before each (docs/SAMPLING.md §1, §4–§9).
 
 Units of work: every denoising step, every frame conditioned (render, VAE encode, MIA) and every
 frame decoded. ``on_progress(done, total)`` is called after each unit and ``cancel()`` before

@@ -1,5 +1,5 @@
 """Per-clip conditioning of the sampler: render latents and the MIA context of each clip's frames
-(spec §1.3 step 4, §4.2, §5.2), computed frame by frame with a progress tick and a cancel check
+(docs/SAMPLING.md §1, §3; docs/WEIGHTS.md §6), computed frame by frame with a progress tick and a cancel check
 after every frame.
 
 Beyond the release, with the same numbers: the source's CLIP and identity projections of the MIA
@@ -37,7 +37,7 @@ def encoded_renders(renders: RenderSource, encode: Encoder) -> LatentSource:
 
 @dataclass
 class SourceAppearance:
-    """The source's appearance, computed once per source photo (spec §4.1, §3).
+    """The source's appearance, computed once per source photo (docs/SAMPLING.md §2, docs/ALIGNMENT.md §5).
 
     Attributes:
         tokens: (1, 257, 1024) CLIP ``last_hidden_state`` of the source's 512 crop.
@@ -49,7 +49,7 @@ class SourceAppearance:
 
 
 def mia_frames(mim: MIMModule, source: tuple[torch.Tensor, torch.Tensor], blended: torch.Tensor) -> torch.Tensor:
-    """MIA per frame (spec §4.2) from the projected source (``MIMModule.project_source``).
+    """MIA per frame (docs/SAMPLING.md §3) from the projected source (``MIMModule.project_source``).
 
     Args:
         blended: (F, 261) blended coefficients of the frames.

@@ -1,5 +1,5 @@
 """ICA (the paper's inter-clip affinity): the released clip plan of video mode and the condition
-that carries the previous clip's last frames into the next (spec §1.3 step 4–5, §6.4).
+that carries the previous clip's last frames into the next (docs/SAMPLING.md §5).
 
 The UNet's 13 input channels are the 4 noisy latent channels followed by the 9 condition channels
 built here: the clip's render latents (4), the previous clip's last ``overlap`` latents placed on
@@ -46,7 +46,7 @@ class Clip:
 def plan_clips(num_frames: int, clip_length: int = CLIP_LENGTH, overlap: int = OVERLAP,
                skip_unused: bool = False) -> list[Clip]:
     """Clips of ``clip_length`` frames advancing by ``clip_length − overlap`` while the start is
-    before the last frame (spec §1.3 step 4).
+    before the last frame (docs/SAMPLING.md §5).
 
     The released loop can end with a clip that contributes no frame (e.g. 21 frames, F = 12,
     overlap 3: the clip at 18 only repeats frames 18..20, already kept from the clip at 9).

@@ -1,4 +1,4 @@
-"""Schedulers on the SD1.5 noise schedule (spec §6.1), all from diffusers.
+"""Schedulers on the SD1.5 noise schedule (docs/SAMPLING.md §6), all from diffusers.
 
 ``euler`` is the released sampler, with its effective configuration written out: the SD1.5
 ``scheduler_config.json`` has no ``timestep_spacing``, so Euler's default "linspace" applies, giving
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 #: The SD1.5 training noise schedule (β = linspace(√0.00085, √0.012, 1000)²).
 SD15_BETAS = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 
-#: Released Euler configuration (spec §6.1).
+#: Released Euler configuration (docs/SAMPLING.md §6).
 EULER_RELEASED = dict(
     SD15_BETAS,
     prediction_type="epsilon",

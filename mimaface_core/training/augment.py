@@ -4,7 +4,7 @@
 The paper augments the source image photometrically (grayscale, colour jitter, filters such as edge
 enhancement, blur and sharpen, lighting, noise, vignetting, contrast) so that the CLIP class token
 of an augmented view must still identify the person. The released code has no such augmentation in
-use (spec §7.1: its ColorJitter + RandomGrayscale is applied to a crop the loop never reads), so
+use (docs/NUMERICS.md §17: its ColorJitter + RandomGrayscale is applied to a crop the loop never reads), so
 every operation, range and probability here is this package's choice, documented below.
 
 Conventions (every public function):
@@ -40,7 +40,7 @@ noise            0.5    x + σ·N(0, 1) per pixel and channel, σ ~ U[0.02, 0.08
 ================ ====== ====================================================================
 
 Sources of the choices: colour-jitter strength 0.3 follows the release's (unused) ColorJitter(0.3,
-0.3, 0.3) (spec §7.1); the grayscale (0.2), colour-jitter (0.8) and blur (0.5) probabilities follow
+0.3, 0.3) (docs/NUMERICS.md §17); the grayscale (0.2), colour-jitter (0.8) and blur (0.5) probabilities follow
 SimCLR's augmentation policy (Chen et al., "A Simple Framework for Contrastive Learning of Visual
 Representations", ICML 2020, Appendix A); "1 ± U[0.1, 0.3]" keeps SimCLR-like strengths while
 guaranteeing each applied jitter changes the image by at least 10 %. The filter, lighting,

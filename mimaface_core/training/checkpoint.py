@@ -1,4 +1,4 @@
-"""Training checkpoints in the released layout (spec §0, §7.3–§7.4 outputs), so ``load_mimaface``,
+"""Training checkpoints in the released layout (docs/WEIGHTS.md §2, §16), so ``load_mimaface``,
 the CLI and the nodes load them unchanged, including through the base-checkpoint merge.
 
 ``<out>/checkpoint-<step>/`` is a copy of the starting snapshot made of symlinks, where the trained

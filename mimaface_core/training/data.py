@@ -1,5 +1,5 @@
 """Training data from a folder of the user's videos (any PyAV format, GIFs) or frame folders,
-aligned and measured with the released recipe and cached to disk (spec §7.1, beyond the release's
+aligned and measured with the released recipe and cached to disk (docs/NUMERICS.md §17, beyond the release's
 TFRecords: our own alignment and 3DMM extraction).
 
 Per video, once (then read from the cache, so a second epoch or run does not run D3DFR again):

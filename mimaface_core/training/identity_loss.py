@@ -1,5 +1,5 @@
 """The paper's identity contrastive loss (MIMAFace, arXiv 2409.15179, §3 "Identity Contrastive Loss",
-Fig. 4). The released training code has no such loss (spec §7.2, §7.5); this is a reimplementation.
+Fig. 4). The released training code has no such loss (docs/SAMPLING.md §10, docs/NUMERICS.md §17); this is a reimplementation.
 
 What the paper describes: the source image is augmented photometrically
 (:mod:`mimaface_core.training.augment`); the CLIP class token of each (augmented) source image is
@@ -15,7 +15,7 @@ made as follows, each with its source:
 
 * ID token: the class token ``last_hidden_state[:, 0]`` of the CLIP vision tower (paper Fig. 4:
   "class token"), taken, like every CLIP token of this package, after the last encoder layer and
-  without ``post_layernorm`` (spec §1.5) — see :func:`clip_id_tokens`.
+  without ``post_layernorm`` (docs/SAMPLING.md §2) — see :func:`clip_id_tokens`.
 * Normalisation: tokens are L2-normalised, similarities are cosines (SimCLR, Chen et al. 2020; MoCo,
   He et al. 2020; SupCon, Khosla et al. 2020).
 * Loss: InfoNCE (Oord et al., "Representation Learning with Contrastive Predictive Coding", 2018) in
@@ -35,7 +35,7 @@ made as follows, each with its source:
   only in training mode. ``DEFAULT_BANK_SIZE = 4096`` tokens (MoCo's queue is 65536 for ImageNet's
   1.28 M images; 4096 is ~500 steps of 4 sources × 2 views, a window in which CLIP changes little).
 * Identity labels: one per training video (the video's index in the dataset), since the released
-  data is grouped by video id (spec §7.1) and a source frame and its augmentations show the person of
+  data is grouped by video id (docs/SAMPLING.md §10) and a source frame and its augmentations show the person of
   its video. Two videos of the same person are then treated as different identities (false
   negatives); when the dataset knows the speaker (VoxCeleb2 ``idXXXXX``) pass that id instead.
 * Anchors without any positive (a video seen once, not in the bank) are left out of the average;

@@ -1,5 +1,5 @@
 """The training loop behind ``python -m mimaface_core train``: data, the step of the stage, the
-identity loss, periodic checkpoints in the released layout, resume (spec §7; paper §3.4).
+identity loss, periodic checkpoints in the released layout, resume (docs/SAMPLING.md §10; paper §3.4).
 
 Determinism: step s draws its batch, its noise, timesteps and decisions from generators seeded with
 ``seed · 1000003 + s``, so a resumed run continues with exactly the losses of an uninterrupted one.

@@ -1,5 +1,5 @@
-"""The networks a training stage starts from and which of their parameters train (spec §7.3,
-§7.4; the release's ``train_image.py`` / ``train_video.py`` and their launch scripts).
+"""The networks a training stage starts from and which of their parameters train (docs/SAMPLING.md §10,
+docs/WEIGHTS.md §16; the release's ``train_image.py`` / ``train_video.py`` and their launch scripts).
 
 * image stage: the 2D UNet of ``checkpoints/image/pretrained_unet`` (13-channel conv_in), the
   image-stage MIM (``checkpoints/image/mim.pth``) and CLIP (``checkpoints/image/vision_encoder``);

@@ -1,4 +1,4 @@
-"""One optimisation step of each training stage, equal to the release's loop body (spec §7.2–§7.4,
+"""One optimisation step of each training stage, equal to the release's loop body (docs/SAMPLING.md §10,
 ``train_image.py`` / ``train_video.py``; the train_step fixture README lists it step by step).
 
 1. latents = VAE posterior mode × 0.18215 of the target frames, render latents likewise;
@@ -45,7 +45,7 @@ class TrainBatch:
         vae_mode_target: (B, F, 4, h, w) float32 SD VAE posterior mode of the target frames (unscaled).
         vae_mode_render: (B, F, 4, h, w) float32 the same of the renders of the blended 3DMM face.
         coeffs: (B·F, 261) float32 blended 3DMM coefficients, frame-major within each sample (row b·F + f).
-        identity: (B, 25088) float32 CurricularFace deep features of the source (spec §3).
+        identity: (B, 25088) float32 CurricularFace deep features of the source (docs/ALIGNMENT.md §5).
         labels: (B,) int64 identity labels (one per training video) for the identity loss; optional.
     """
 

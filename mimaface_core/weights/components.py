@@ -1,7 +1,7 @@
 """Loaders of the small released networks: MIM, CLIP vision encoder, D3DFR, CurricularFace.
 
 Each builds the network on the meta device, checks the file strictly (keys and shapes) and loads it
-with ``assign``; errors name the file and the likely cause. Spec §0, §2.1, §3, §4.
+with ``assign``; errors name the file and the likely cause. docs/WEIGHTS.md §1, §7–§10.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _strip_module(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def load_mim(path: str | Path, device="cpu", dtype=torch.float32, **sizes) -> MIMModule:
-    """Load ``mim.pth`` (or its .safetensors) strictly into :class:`MIMModule` (spec §4.2).
+    """Load ``mim.pth`` (or its .safetensors) strictly into :class:`MIMModule` (docs/WEIGHTS.md §8).
 
     ``sizes`` are :class:`MIMModule` constructor arguments (defaults: the released sizes).
     """
@@ -44,7 +44,7 @@ def load_mim(path: str | Path, device="cpu", dtype=torch.float32, **sizes) -> MI
 
 
 def load_appearance_encoder(folder: str | Path, device="cpu", dtype=torch.float32) -> AppearanceEncoder:
-    """Load a ``vision_encoder/`` folder (config.json + model.safetensors) strictly. Spec §4.1."""
+    """Load a ``vision_encoder/`` folder (config.json + model.safetensors) strictly. docs/WEIGHTS.md §7."""
     folder = Path(folder)
     config = read_json(folder / "config.json")
     weights = next((folder / n for n in _CLIP_WEIGHTS if (folder / n).is_file()), None)
@@ -66,7 +66,7 @@ def _restore_position_ids(clip: torch.nn.Module) -> None:
 
 
 def load_d3dfr(path: str | Path, device="cpu", dtype=torch.float32) -> D3DFRRegressor:
-    """Load ``netG_epoch_25.pth`` (``module.`` prefixes stripped, strict). Spec §2.1."""
+    """Load ``netG_epoch_25.pth`` (``module.`` prefixes stripped, strict). docs/WEIGHTS.md §9."""
     with torch.device("meta"):
         net = D3DFRRegressor()
     load_checked(net, _strip_module(read_state_dict(path, "D3DFR weights")), file=path, component=checks.D3DFR)
@@ -74,7 +74,7 @@ def load_d3dfr(path: str | Path, device="cpu", dtype=torch.float32) -> D3DFRRegr
 
 
 def load_identity_encoder(path: str | Path, device="cpu", dtype=torch.float32) -> IR101:
-    """Load ``CurricularFace_Backbone.pth`` (``module.`` prefixes stripped, strict). Spec §3."""
+    """Load ``CurricularFace_Backbone.pth`` (``module.`` prefixes stripped, strict). docs/WEIGHTS.md §10."""
     with torch.device("meta"):
         net = IR101()
     load_checked(net, _strip_module(read_state_dict(path, "CurricularFace weights")), file=path, component=checks.IR101)

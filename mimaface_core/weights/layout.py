@@ -1,4 +1,4 @@
-"""Paths of the released MIMAFace snapshot layout (spec §0).
+"""Paths of the released MIMAFace snapshot layout (docs/WEIGHTS.md §2).
 
 ```
 <root>/checkpoints/image/pretrained_unet/{config.json, diffusion_pytorch_model.safetensors}

@@ -32,7 +32,7 @@ def load_mimaface(
     base: BaseCheckpoint | None = None,
     operations=None,
 ) -> MIMAFaceModel:
-    """Load a released MIMAFace snapshot folder (spec §0).
+    """Load a released MIMAFace snapshot folder (docs/WEIGHTS.md §2).
 
     Args:
         root: snapshot folder (``checkpoints/`` and ``models/`` inside; ``.pth`` files may be

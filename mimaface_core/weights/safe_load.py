@@ -3,7 +3,7 @@
 Only two readers are used: ``safetensors`` for ``.safetensors`` files and
 ``torch.load(weights_only=True)`` for PyTorch pickles (``.pth``, ``.pt``, ``.bin``, ``.ckpt``, both the
 zip and the legacy format). A pickle that asks to build anything but tensors and plain containers is
-refused with :class:`UnsafeWeightFileError`. Spec §0: every released file loads with
+refused with :class:`UnsafeWeightFileError`. docs/WEIGHTS.md §1–§2: every released file loads with
 ``torch.load(path, weights_only=True)``.
 """
 

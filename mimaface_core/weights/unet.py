@@ -1,4 +1,4 @@
-"""Loading the MIMAFace denoiser from the released files (spec §5.6).
+"""Loading the MIMAFace denoiser from the released files (docs/WEIGHTS.md §4–§5).
 
 * image mode: ``checkpoints/image/pretrained_unet`` as a 2D UNet;
 * video mode: the 2D weights from ``pretrained_unet`` plus ONLY the ``motion_modules.*`` and
@@ -51,7 +51,7 @@ def read_pretrained_unet(folder: str | Path) -> tuple[dict[str, Any], dict[str, 
 def official_motion_state(state: dict[str, torch.Tensor], file: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of ``3dunet.pth`` that video inference uses, renamed for diffusers.
 
-    Keeps keys containing ``motion_modules.`` or ``conv_in.`` (spec §5.6), renames them with
+    Keeps keys containing ``motion_modules.`` or ``conv_in.`` (docs/WEIGHTS.md §5), renames them with
     ``convert_animatediff_checkpoint_to_diffusers`` (which drops the ``pos_encoder.pe`` buffers).
 
     Raises:
