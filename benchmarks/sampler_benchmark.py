@@ -5,7 +5,7 @@ Usage: python benchmarks/sampler_benchmark.py [--device cpu|cuda] [--frames 12] 
 
 Each (size, frame count) runs in its own subprocess with random weights (speed and memory do not
 depend on the values): the tiny UNet is official_tiny's architecture, the full-size one the
-released SD1.5 + AnimateDiff v3 architecture (tests/fixtures/manifests/, docs/WEIGHTS.md §4–§5). Render latents and contexts are
+released SD1.5 + AnimateDiff v3 architecture (docs/WEIGHTS.md §4–§5). Render latents and contexts are
 random; the loop, CFG and ICA are the real ones (``sample_video``). Prints seconds per denoising
 step, UNet forward calls and frame evaluations per output frame, output frames per second and the
 peak memory (process RSS on CPU, allocated memory on CUDA). Not a test; compare figures of one run.

@@ -1,5 +1,5 @@
 """The paper's identity contrastive loss (MIMAFace, arXiv 2409.15179, §3 "Identity Contrastive Loss",
-Fig. 4). The released training code has no such loss (docs/SAMPLING.md §10, docs/NUMERICS.md §17); this is a reimplementation.
+Fig. 4). The released training code has no such loss (docs/NUMERICS.md §17); this is a reimplementation.
 
 What the paper describes: the source image is augmented photometrically
 (:mod:`mimaface_core.training.augment`); the CLIP class token of each (augmented) source image is
