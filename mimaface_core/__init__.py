@@ -21,6 +21,7 @@ _LAZY = {
     "load_image": ".media.images", "iter_video_frames": ".media.video_in", "video_info": ".media.video_in",
     "make_detector": ".face.detectors", "paste_back": ".face.paste_back",
     "encode_source": ".motion.extract", "extract_motion": ".motion.extract", "retarget": ".motion.retarget",
+    "edit_motion": ".motion.edit", "extract_crops_motion": ".motion.extract", "gaze_by_method": ".motion.gaze",
     "MotionSequence": ".motion.sequence", "render_motion": ".morphable.render",
     "AudioMotionOptions": ".audio.motion", "audio_motion": ".audio.motion", "load_audio": ".audio.decode",
     "load_audio_networks": ".audio.weights",

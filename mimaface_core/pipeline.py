@@ -19,13 +19,14 @@ from .face.detection import FaceDetector
 from .face.detectors import make_detector
 from .morphable.coefficients import GAZE
 from .morphable.render import render_motion
+from .motion.edit import edit_coefficients
 from .motion.extract import (
     SourceFace,
     encode_source,
     extract_image_motion,
     extract_motion,
 )
-from .motion.gaze import adjust_gaze, with_gaze
+from .motion.gaze import gaze_by_method, with_gaze
 from .motion.retarget import retarget
 from .motion.sequence import MotionSequence
 from .networks.appearance_encoder import appearance_tokens
@@ -35,6 +36,7 @@ from .networks.vae import decode_latents, encode_renders
 from .sampling import SamplingOptions
 from .sampling.animation import animate_latents
 from .sampling.conditioning import ClipConditioner, SourceAppearance, encoded_renders
+from .sampling.sampler import float32_copy
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,13 @@ class AnimateOptions:
         pose: "absolute" (released) or "relative" (see ``motion.retarget``).
         expression_scale: factor on the driver's expression (1 = released).
         smoothing: Savitzky–Golay window (frames) on the driver's motion (0 = off, released).
-        gaze: keyword overrides for ``motion.gaze.adjust_gaze`` (fixed, offset, scale, smoothing).
+        gaze: keyword arguments of ``motion.gaze.gaze_by_method`` (method, strength, smoothing,
+            fixed, offset, scale).
         box_mode: "first_frame" (released) or "tracked".
         face: "largest" (released) or a face index, for the source and the driver.
         detector: "mtcnn" (released) or "mediapipe" (needs ``models_dir``).
         models_dir: mediapipe's model folder.
+        rotation: (pitch, yaw, roll) degrees added to the animated head pose (``motion.edit``).
     """
 
     sampling: SamplingOptions = SamplingOptions()
@@ -62,16 +66,12 @@ class AnimateOptions:
     face: int | str = "largest"
     detector: str = "mtcnn"
     models_dir: str | None = None
+    rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """[0, 1] frames → uint8 with the release's truncation ``uint8(255·x)`` (spec §1.5)."""
     return (frames.clamp(0, 1) * 255).to(torch.uint8).numpy()
-
-
-def float32_copy(module: torch.nn.Module) -> Callable[[], torch.nn.Module]:
-    """A maker of float32 copies of ``module`` (the fp16/bf16 NaN fallback never changes the model)."""
-    return lambda: copy.deepcopy(module).float()
 
 
 def render_source(bfm, blended: torch.Tensor, m256_inv: np.ndarray) -> Callable[[list[int]], torch.Tensor]:
@@ -142,8 +142,10 @@ def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOp
 
     motion = _driving_motion(driving, model, detector, options, fps, frame_done)
     blended = retarget(source.coeffs.cpu(), motion.coeffs, options.pose, options.expression_scale, options.smoothing)
+    if any(options.rotation):
+        blended = edit_coefficients(blended, *options.rotation)
     if options.gaze:
-        blended = with_gaze(blended, adjust_gaze(blended[:, GAZE], **options.gaze))
+        blended = with_gaze(blended, gaze_by_method(blended[:, GAZE], **options.gaze))
     appearance = SourceAppearance(appearance_tokens(model.appearance_encoder, source.alignment.crop512),
                                   source.identity)
     video = is_video_unet(model.denoiser)

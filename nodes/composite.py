@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from mimaface_core.face.paste_back import paste_back
 
 from . import _comfy
@@ -37,21 +35,6 @@ class PasteBack:
 
     def paste(self, driving_frames, generated, driving_motion, feather):
         n = len(generated)
-        if len(driving_frames) == 1 and n > 1:
-            driving_frames = driving_frames.expand(n, -1, -1, -1)
-        if len(driving_frames) != n or len(driving_motion) != n:
-            raise ValueError(f"Paste Back needs as many driving frames ({len(driving_frames)}), generated frames ({n}) "
-                             f"and motion frames ({len(driving_motion)}).")
-        h, w = driving_frames.shape[1:3]
-        if (w, h) != tuple(driving_motion.frame_size):
-            raise ValueError(f"driving_frames are {w}x{h} but the motion was extracted from "
-                             f"{driving_motion.frame_size[0]}x{driving_motion.frame_size[1]} frames.")
-        matrices = driving_motion.frame_to_crop()
-        progress = _comfy.Progress(n)
-        out, masks = [], []
-        for i in range(n):  # one frame at a time: progress and Cancel per frame
-            image, mask = paste_back(driving_frames[i:i + 1], generated[i:i + 1], matrices[i:i + 1], feather)
-            out.append(image)
-            masks.append(mask)
-            progress(i + 1, n)
-        return (torch.cat(out), torch.cat(masks))
+        return paste_back(driving_frames, generated, driving_motion.frame_to_crop(), feather,
+                          frame_size=driving_motion.frame_size, progress=_comfy.Progress(n),
+                          names={"frames": "driving_frames", "generated": "generated", "matrices": "driving_motion"})

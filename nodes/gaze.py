@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import torch
-
-from mimaface_core.motion.extract import extract_image_motion
-from mimaface_core.motion.gaze import adjust_gaze, gaze_of
+from mimaface_core.motion.gaze import (
+    GAZE_METHODS,
+    gaze_by_method,
+    gaze_of,
+    measure_gaze,
+)
 
 from . import _comfy
 from .images import frames_of
 from .wires import CATEGORY, GAZE, MODEL, MOTION, GazeSequence
 
-METHODS = ("per_frame", "first_frame", "mean", "zero")
+METHODS = GAZE_METHODS
 
 
 class GazeEmbed:
@@ -46,20 +48,8 @@ class GazeEmbed:
             gaze = gaze_of(motion.coeffs)
         elif crops is not None:
             frames = frames_of(crops, "crops")
-            progress = _comfy.Progress(len(frames))
-            parts = []
             with model.use("face") as m:
-                for i, f in enumerate(frames):
-                    parts.append(gaze_of(extract_image_motion(f, m.detector, m.d3dfr, as_crop=None,
-                                                              what=f"crop {i}").coeffs))
-                    progress(i + 1, len(frames))
-            gaze = torch.cat(parts)
+                gaze = measure_gaze(frames, m.detector, m.d3dfr, _comfy.Progress(len(frames)))
         else:
             raise ValueError("Gaze Embed needs a motion or crops input: connect one of them.")
-        if method == "first_frame":
-            gaze = gaze[:1].expand_as(gaze)
-        elif method == "mean":
-            gaze = gaze.mean(0, keepdim=True).expand_as(gaze)
-        elif method == "zero":
-            gaze = torch.zeros_like(gaze)
-        return (GazeSequence(adjust_gaze(gaze, scale=strength, smoothing=smoothing), method),)
+        return (GazeSequence(gaze_by_method(gaze, method, strength, smoothing), method),)

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
-import torch
 
-from mimaface_core.morphable.coefficients import ANGLES
-from mimaface_core.motion.extract import BOX_MODES, extract_image_motion, extract_motion
-from mimaface_core.motion.smoothing import smooth
+from mimaface_core.motion.edit import edit_motion
+from mimaface_core.motion.extract import (
+    AS_IS_512,
+    BOX_MODES,
+    extract_crops_motion,
+    extract_image_motion,
+    extract_motion,
+)
 
 from . import _comfy
 from .images import frames_of, to_image
 from .wires import CATEGORY, MODEL, MOTION
 
 log = logging.getLogger(__name__)
-AS_IS = "as_is_512"
+AS_IS = AS_IS_512
 #: What one image is: a source photo (always box-cropped) or a driving image (released: 512x512 as is).
 SINGLE_IMAGE = ("source_photo", "driving_image")
 CROP_MODES = BOX_MODES + (AS_IS,)
@@ -70,7 +73,7 @@ class ExtractMotion:
                 as_crop = True if crop_mode == AS_IS else (None if single_image == SINGLE_IMAGE[1] else False)
                 motion = extract_image_motion(frames[0], detector, m.d3dfr, face, keep, as_crop, "image")
             elif crop_mode == AS_IS:
-                motion = _as_is_batch(frames, detector, m.d3dfr, face, keep)
+                motion = extract_crops_motion(frames, detector, m.d3dfr, face, keep, _comfy.Progress(len(frames)))
             else:
                 progress = _comfy.Progress(len(frames))
                 motion = extract_motion(frames, detector, m.d3dfr, box_mode=crop_mode, face=face,
@@ -81,19 +84,6 @@ class ExtractMotion:
                         "their neighbours. If there are many, use crop_mode tracked.", motion.missing_count,
                         len(motion), missing, " ..." if motion.missing_count > 20 else "")
         return (motion, to_image(crops))
-
-
-def _as_is_batch(frames, detector, d3dfr, face, keep):
-    """512 crops given as a batch: each frame is its own crop (no box), one motion sequence."""
-    from mimaface_core.motion.sequence import MotionSequence
-
-    parts = []
-    for i, f in enumerate(frames):
-        parts.append(extract_image_motion(f, detector, d3dfr, face, lambda _, c, i=i: keep(i, c), True, f"frame {i}"))
-        _comfy.check_interrupt()
-    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-    return MotionSequence(torch.cat([p.coeffs for p in parts]), cat("m512"), cat("m256"), cat("m256_inv"),
-                          cat("scores"), cat("missing"), parts[0].frame_size, None, {"box_mode": AS_IS}, "original")
 
 
 class EditMotion:
@@ -121,11 +111,4 @@ class EditMotion:
         }}
 
     def edit(self, motion, pitch, yaw, roll, expression_scale, smoothing):
-        from mimaface_core.morphable.coefficients import EXP
-
-        c = motion.coeffs.clone()
-        c[:, ANGLES] += torch.tensor([math.radians(pitch), math.radians(yaw), math.radians(roll)])
-        c[:, EXP] *= expression_scale
-        if smoothing > 1:
-            c = torch.from_numpy(smooth(c.numpy(), smoothing)).float()
-        return (motion.with_coeffs(c),)
+        return (edit_motion(motion, pitch, yaw, roll, expression_scale, smoothing),)

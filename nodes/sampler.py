@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from mimaface_core.networks.vae import VAE_SCALING_FACTOR
 from mimaface_core.sampling.ica import CLIP_LENGTH, MAX_CLIP_LENGTH, OVERLAP
 from mimaface_core.sampling.schedulers import SCHEDULER_NAMES
 
@@ -12,16 +13,7 @@ from .images import image_to_signed
 from .wires import APPEARANCE, CATEGORY, MODEL
 
 NOISE_MODES = ("same_every_clip", "fresh_per_clip")
-#: SD1.x latent scaling factor (mimaface_core.networks.vae.VAE_SCALING_FACTOR; not imported here to keep
-#: diffusers out of ComfyUI's start-up).
-VAE_SCALING_FACTOR = 0.18215
 _ENCODE_CHUNK = 1  # one frame at a time: progress and Cancel per frame
-
-
-def float32_copy(module):
-    import copy
-
-    return lambda: copy.deepcopy(module).float()
 
 
 class ICAClipSampler:
@@ -75,6 +67,7 @@ class ICAClipSampler:
             ClipConditioner,
             SourceAppearance,
         )
+        from mimaface_core.sampling.sampler import float32_copy
 
         blended = appearance.blended
         if len(render) != len(blended):

@@ -10,6 +10,9 @@ from pathlib import Path
 from ..errors import MIMAFaceError
 from .checks import IMAGE_SUFFIXES
 
+#: ``motion.gaze.GAZE_METHODS`` (not imported: ``--help`` loads no torch; a test checks they agree).
+GAZE_CHOICES = ("per_frame", "first_frame", "mean", "zero")
+
 MOTION_SUFFIXES = {".safetensors", ".json"}
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,12 @@ def add_parser(sub) -> None:
     p.add_argument("--expression-scale", type=float, default=1.0, help="factor on the driver's expression; with "
                    "--audio on the speech's change from the source's expression")
     p.add_argument("--smoothing", type=int, default=0, help="Savitzky-Golay window on the driver's motion (frames)")
+    for flag, axis in (("--pitch", "x (nod)"), ("--yaw", "y (turn)"), ("--roll", "z (tilt)")):
+        p.add_argument(flag, type=float, default=0.0, help=f"degrees added to the head's rotation about {axis} on "
+                       "every frame (Edit Motion's offsets)")
+    p.add_argument("--gaze", choices=GAZE_CHOICES, default="per_frame", help="per_frame: each driving frame's gaze "
+                   "(released); first_frame / mean: one gaze for every frame (steady eyes); zero: the regressor's "
+                   "zero gaze (Gaze Embed's methods)")
     p.add_argument("--box-mode", choices=("first_frame", "tracked"), default="first_frame", help="first_frame: the "
                    "512 box of the first frame for every frame (released); tracked: a smoothed box per frame (for "
                    "heads that move a lot)")
@@ -221,7 +230,9 @@ def _animate_options(args, expression_scale: float | None = None):
     return AnimateOptions(
         SamplingOptions(args.steps, args.guidance, args.scheduler, args.seed, args.noise, args.clip_length, args.overlap),
         args.pose, args.expression_scale if expression_scale is None else expression_scale, args.smoothing,
-        box_mode=args.box_mode, detector=args.detector, models_dir=args.mediapipe_models)
+        box_mode=args.box_mode, detector=args.detector, models_dir=args.mediapipe_models,
+        rotation=(args.pitch, args.yaw, args.roll),
+        gaze={} if args.gaze == "per_frame" else {"method": args.gaze})
 
 
 class _Bars:

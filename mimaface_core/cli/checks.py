@@ -17,6 +17,7 @@ RANGES = (
     ("--stride", "stride", 1, None), ("--limit", "limit", 1, None), ("--steps", "steps", 1, 1000),
     ("--clip-length", "clip_length", 2, 32), ("--overlap", "overlap", 0, 31), ("--guidance", "guidance", 1.0, 50.0),
     ("--expression-scale", "expression_scale", 0.0, 10.0), ("--smoothing", "smoothing", 0, 301),
+    ("--pitch", "pitch", -90.0, 90.0), ("--yaw", "yaw", -90.0, 90.0), ("--roll", "roll", -90.0, 90.0),
     ("--feather", "feather", 0, 512), ("--pose-style", "pose_style", 0, 45), ("--fps", "fps", 0.1, 1000.0),
 )
 

@@ -34,6 +34,8 @@ from .sequence import MotionSequence
 from .smoothing import fill_missing, smooth
 
 BOX_MODES = ("first_frame", "tracked")
+#: ``info["box_mode"]`` of :func:`extract_crops_motion`: every frame is its own 512 crop (no box).
+AS_IS_512 = "as_is_512"
 Progress = Callable[[int, "int | None"], None]
 
 
@@ -287,3 +289,33 @@ def extract_image_motion(image, detector: FaceDetector, d3dfr: torch.nn.Module, 
     return MotionSequence(coeffs.cpu(), aligned.m512[None], aligned.m256[None], aligned.m256_inv[None],
                           np.array([aligned.score], np.float32), np.zeros(1, bool), (rgb.shape[1], rgb.shape[0]),
                           None, {"detector": detector.name, "box_mode": "image", "face": face}, "original")
+
+
+def extract_crops_motion(frames, detector: FaceDetector, d3dfr: torch.nn.Module, face: int | str = LARGEST,
+                         on_crop: Callable[[int, np.ndarray], None] | None = None,
+                         progress: Progress | None = None) -> MotionSequence:
+    """Motion of a batch of 512x512 face crops used as they are (the release's image-mode driver,
+    docs/ALIGNMENT.md §6.3, frame by frame): no box, each frame its own crop, one sequence.
+
+    Args:
+        frames: a sequence of (512, 512, 3) images (uint8 or [0, 1] float, or PIL).
+        face: "largest" (released) or a face index, largest first.
+        on_crop: called with each frame's index and its (512, 512, 3) uint8 crop.
+        progress: called as ``progress(done, total)`` after each frame; it may raise to cancel.
+
+    Raises:
+        FaceNotFoundError: a frame without a face (the message names it). ValueError: no frames,
+        or a frame that is not 512x512.
+    """
+    if len(frames) == 0:
+        raise ValueError("driving crops: no frames were given.")
+    parts = []
+    for i, frame in enumerate(frames):
+        keep = None if on_crop is None else (lambda _, crop, i=i: on_crop(i, crop))
+        parts.append(extract_image_motion(frame, detector, d3dfr, face, keep, True, f"frame {i}"))
+        if progress is not None:
+            progress(i + 1, len(frames))
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    return MotionSequence(torch.cat([p.coeffs for p in parts]), cat("m512"), cat("m256"), cat("m256_inv"),
+                          cat("scores"), cat("missing"), parts[0].frame_size, None,
+                          {"detector": detector.name, "box_mode": AS_IS_512, "face": face}, "original")

@@ -6,12 +6,17 @@ MIM embeds them with ``transform_dim_gaze`` (spec §4.2). Overrides here go beyo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..morphable.coefficients import GAZE
 from .smoothing import smooth
 
 GAZE_DIM = GAZE.stop - GAZE.start
+#: One gaze per frame: each frame's own (released), the first frame's or the mean for every frame,
+#: or the regressor's zero gaze.
+GAZE_METHODS = ("per_frame", "first_frame", "mean", "zero")
 
 
 def gaze_of(coeffs: torch.Tensor) -> torch.Tensor:
@@ -60,3 +65,55 @@ def with_gaze(coeffs: torch.Tensor, gaze: torch.Tensor) -> torch.Tensor:
     out = coeffs.clone()
     out[:, GAZE] = gaze.to(out)
     return out
+
+
+def gaze_by_method(gaze: torch.Tensor, method: str = "per_frame", strength: float = 1.0, smoothing: int = 0,
+                   **overrides) -> torch.Tensor:
+    """The gaze of every frame after a :data:`GAZE_METHODS` method, then :func:`adjust_gaze`
+    (smoothing, ``strength`` as its scale, and any ``fixed``/``offset`` override).
+
+    Args:
+        gaze: (N, 4) measured gaze (:func:`gaze_of`).
+        method: "per_frame" (released), "first_frame", "mean" or "zero".
+
+    Returns:
+        (N, 4) float32.
+
+    Raises:
+        ValueError: an unknown method (the message lists them), or what :func:`adjust_gaze` raises.
+    """
+    if method not in GAZE_METHODS:
+        raise ValueError(f"gaze method must be one of {GAZE_METHODS}, got {method!r}.")
+    if gaze.ndim != 2 or gaze.shape[1] != GAZE_DIM:
+        raise ValueError(f"gaze must be (N, {GAZE_DIM}), got {tuple(gaze.shape)}.")
+    if method == "first_frame":
+        gaze = gaze[:1].expand_as(gaze)
+    elif method == "mean":
+        gaze = gaze.float().mean(0, keepdim=True).expand_as(gaze)
+    elif method == "zero":
+        gaze = torch.zeros_like(gaze)
+    return adjust_gaze(gaze, scale=overrides.pop("scale", strength), smoothing=smoothing, **overrides)
+
+
+def measure_gaze(crops, detector, d3dfr: torch.nn.Module,
+                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """The gaze of 512x512 face crops, one D3DFR run per crop (the release's driving-image recipe).
+
+    Args:
+        crops: a sequence of (512, 512, 3) images (uint8 or [0, 1] float).
+        progress: called as ``progress(done, total)`` after each crop; it may raise to cancel.
+
+    Returns:
+        (N, 4) float32.
+
+    Raises:
+        FaceNotFoundError: a crop without a face (the message names it).
+    """
+    from .extract import extract_image_motion
+
+    parts = []
+    for i, crop in enumerate(crops):
+        parts.append(gaze_of(extract_image_motion(crop, detector, d3dfr, as_crop=None, what=f"crop {i}").coeffs))
+        if progress is not None:
+            progress(i + 1, len(crops))
+    return torch.cat(parts)

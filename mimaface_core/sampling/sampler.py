@@ -24,6 +24,15 @@ log = logging.getLogger(__name__)
 NOISE_MODES = ("same", "fresh")
 #: Makes a float32 copy of the UNet for the NaN fallback (the caller's model is never changed).
 Float32Copy = Callable[[], torch.nn.Module]
+
+
+def float32_copy(module: torch.nn.Module) -> Float32Copy:
+    """A maker of float32 copies of ``module`` (the fp16/bf16 NaN fallback never changes the model)."""
+    import copy
+
+    return lambda: copy.deepcopy(module).float()
+
+
 #: Called after every denoising step as ``on_step(done, total)`` across all clips.
 StepCallback = Callable[[int, int], None]
 
