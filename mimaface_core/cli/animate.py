@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--source", required=True, type=Path, help="the portrait to animate (any size; EXIF orientation "
                    "applied)")
-    drive = p.add_mutually_exclusive_group(required=True)
+    drive = p.add_mutually_exclusive_group()
     drive.add_argument("--driving", type=Path, help="driving video (mp4, mov, webm, GIF...), a folder of numbered "
                        "frames, or one driving image")
     drive.add_argument("--audio", type=Path, help="speech to lip-sync (wav, mp3, m4a, flac, ogg, or a video's sound): "
@@ -77,6 +77,14 @@ def add_parser(sub) -> None:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="diffusion dtype (default: float16 on cuda, else float32)")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    k = p.add_argument_group("expression keyframes")
+    k.add_argument("--keyframes", type=Path, default=None, help="a keyframe file (one '<frame or 1.5s>[ step|linear|"
+                   "smooth]: <control>=<value or hold>, ...' per line, or JSON) animating named controls (smile, "
+                   "mouth_open, blink, brow_raise, yaw, gaze_left...) over the motion, as offsets; alone (no --driving "
+                   "or --audio) it animates the still photo for --frames frames at --fps")
+    k.add_argument("--frames", type=int, default=None, help="length of a --keyframes motion without a driver")
+    k.add_argument("--save-motion", type=Path, default=None, help="write the motion used (after keyframes) as "
+                   "FILE.json + FILE.safetensors, the format of Save/Load Motion")
     a = p.add_argument_group("audio driving (with --audio)")
     a.add_argument("--audio-weights", type=Path, default=None,
                    help=f"SadTalker's {COMBINED_FILE} (or the auido2exp/auido2pose .pth pair, or their folder); "
@@ -98,11 +106,13 @@ def run(args: argparse.Namespace) -> None:
     Raises:
         MIMAFaceError / ValueError: bad inputs, missing weights, no face (messages name the input).
     """
-    from .checks import check_animate_args
+    from .checks import check_animate_args, check_keyframes
 
     checked = check_animate_args(args)
     if args.audio is not None:
         return _run_audio(args, checked)
+    if args.driving is None:
+        return _run_keyframes_only(args, checked)
     from PIL import Image
 
     from ..face.detectors import make_detector
@@ -122,6 +132,7 @@ def run(args: argparse.Namespace) -> None:
         expected = -(-info.frames // args.stride) if info.frames else None
         if expected is not None and args.limit:
             expected = min(expected, args.limit)
+    check_keyframes(checked.keyframes, 1 if still else expected, 1.0 if still else fps)
     model = load_mimaface(args.weights, mode="image" if still else "video", device=checked.device,
                           dtype=checked.dtype, vae=args.vae)
     options = _animate_options(args)
@@ -139,6 +150,7 @@ def run(args: argparse.Namespace) -> None:
                                     progress=lambda done, total: bars.frame(done, total or expected))
             _report_missing(motion)
             originals = driving()
+        motion, options = _keyed(args, checked, model, motion, options, fps)
         log.info("animating %d frame(s): %s", len(motion), _plan_text(options.sampling, len(motion), still))
 
         def frames():
@@ -350,6 +362,9 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
     speech = load_audio(args.audio, max_frames=args.limit, what="--audio")
     log.info("audio: %s, %.2f s at %d Hz (%d channel(s)) → %d frames at %d fps", speech.name, speech.duration,
              speech.source_rate, speech.channels, min(speech.num_frames, args.limit or speech.num_frames), FPS)
+    from .checks import check_keyframes
+
+    check_keyframes(checked.keyframes, min(speech.num_frames, args.limit or speech.num_frames), float(FPS))
 
     nets = load_audio_networks(weights_path, device=checked.device)
     model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
@@ -362,6 +377,7 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
         motion = audio_motion(source.motion(detector.name), speech, nets, options, pose_ref,
                               blink_reference=blink_ref, progress=bars.audio)
         options_mia = _animate_options(args, expression_scale=1.0)
+        motion, options_mia = _keyed(args, checked, model, motion, options_mia, float(FPS))
 
         log.info("animating %d frame(s): %s", len(motion), _plan_text(options_mia.sampling, len(motion), False))
 
@@ -374,3 +390,48 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
 
         written = write_video(args.out, (_even(f) for f in frames()), float(FPS), audio_from=args.audio)
     print(f"wrote {written} frame(s) at {FPS} fps to {args.out}")
+
+
+def _keyed(args, checked, model, motion, options, fps):
+    """The motion with ``--keyframes`` applied after the driver's smoothing (the sampler then
+    smooths nothing more), saved with ``--save-motion``; (motion, options)."""
+    import dataclasses
+
+    if checked.keyframes is not None:
+        from ..morphable.controls import controls_for
+        from ..motion.keyframes import keyframe_motion
+
+        motion = keyframe_motion(motion, checked.keyframes, controls_for(model.bfm), fps, options.smoothing)
+        options = dataclasses.replace(options, smoothing=0)
+    if args.save_motion is not None:
+        print(f"wrote the motion to {motion.save(args.save_motion).with_suffix('.json')}")
+    return motion, options
+
+
+def _run_keyframes_only(args: argparse.Namespace, checked) -> None:
+    """``animate --keyframes`` without a driver: the still photo animated by the keyframes alone,
+    ``--frames`` frames at ``--fps`` (default 25)."""
+    from ..face.detectors import make_detector
+    from ..media.video_out import write_video
+    from ..motion.extract import encode_source
+    from ..motion.keyframes import DEFAULT_FPS, still_motion
+    from ..pipeline import iter_animate, to_uint8
+    from ..weights.loader import load_mimaface
+
+    fps = float(args.fps or DEFAULT_FPS)
+    model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
+    detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
+    source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder)
+    motion, options = _keyed(args, checked, model, still_motion(source.motion(detector.name), args.frames, fps),
+                             _animate_options(args), fps)
+    log.info("animating %d frame(s): %s", len(motion), _plan_text(options.sampling, len(motion), False))
+    with _Bars() as bars:
+        def frames():
+            chunks = iter_animate(model, source, motion, options, fps=fps, on_step=bars.step)
+            if args.paste_back:
+                chunks = _pasted(chunks, _repeat(checked.source), motion, args.feather)
+            for chunk in chunks:
+                yield from to_uint8(chunk)
+
+        written = write_video(args.out, (_even(f) for f in frames()), fps)
+    print(f"wrote {written} frame(s) at {fps:g} fps to {args.out}")

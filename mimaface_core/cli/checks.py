@@ -25,12 +25,14 @@ RANGES = (
 @dataclass
 class CheckedInputs:
     """What the checks found: the source photo (PIL, EXIF orientation applied), the kind of
-    driver ("image", "video" or "frames"; None with --audio), the torch device and dtype."""
+    driver ("image", "video" or "frames"; None with --audio), the torch device and dtype, and the
+    parsed --keyframes (None without)."""
 
     source: object
     driver_kind: str | None
     device: str
     dtype: object
+    keyframes: object = None
 
 
 def check_ranges(args) -> None:
@@ -124,7 +126,8 @@ def check_animate_args(args) -> CheckedInputs:
 
     check_ranges(args)
     source = load_image(args.source, "--source")
-    kind = None if args.audio is not None else check_driver(args.driving)
+    keyframes = check_keyframe_args(args)
+    kind = None if args.audio is not None or args.driving is None else check_driver(args.driving)
     if kind == "image":
         check_output(args.out, IMAGE_OUTPUTS | VIDEO_OUTPUTS)
     else:
@@ -137,4 +140,40 @@ def check_animate_args(args) -> CheckedInputs:
                             "download on the weights folder, or give --vae FILE (an SD1.5 VAE such as "
                             "vae-ft-mse-840000-ema-pruned.safetensors).")
     device, dtype = check_device(args.device, args.dtype)
-    return CheckedInputs(source, kind, device, dtype)
+    return CheckedInputs(source, kind, device, dtype, keyframes)
+
+
+def check_keyframe_args(args):
+    """``--keyframes``/``--frames``/``--save-motion``: a driver or a keyframe track with a length;
+    the track parsed, and checked against ``--frames`` when there is no driver. Returns the parsed
+    :class:`~mimaface_core.motion.keyframes.Keyframes` or None."""
+    keys_path, frames = getattr(args, "keyframes", None), getattr(args, "frames", None)
+    driven = args.driving is not None or args.audio is not None
+    if not driven and keys_path is None:
+        raise MIMAFaceError("give a driver: --driving (a video, frames or an image), --audio (speech), or "
+                            "--keyframes FILE with --frames N (the still photo animated by keyframes alone).")
+    if frames is not None and (driven or frames < 1):
+        raise MIMAFaceError(f"--frames {frames}: sets the length of a --keyframes motion without a driver (at least "
+                            "1); with --driving or --audio the driver gives the length.")
+    save = getattr(args, "save_motion", None)
+    if save is not None:
+        check_output(save.with_suffix(".json"), {".json"}, "--save-motion")
+    if keys_path is None:
+        return None
+    from ..motion.keyframes import DEFAULT_FPS, load_keyframes
+
+    if not Path(keys_path).is_file():
+        raise MIMAFaceError(f"--keyframes: file not found: {keys_path}")
+    keyframes = load_keyframes(keys_path)
+    if not driven:
+        if frames is None:
+            raise MIMAFaceError("--keyframes without --driving or --audio needs --frames N (the length of the "
+                                "animation; --fps sets its frame rate, default 25).")
+        check_keyframes(keyframes, frames, float(args.fps or DEFAULT_FPS))
+    return keyframes
+
+
+def check_keyframes(keyframes, frames: int | None, fps: float) -> None:
+    """The track fits a motion of ``frames`` frames at ``fps`` (no-op without a track)."""
+    if keyframes is not None:
+        keyframes.check(frames, fps)
