@@ -1,4 +1,4 @@
-"""Access to the alignment golden fixture (released MTCNN + crop pipeline on real media).
+"""The alignment golden fixture (released MTCNN + crop pipeline on real media; ``fixture_families``).
 
 The folder is ``$MIMAFACE_ALIGNMENT_DIR`` when set, else ``tests/fixtures/alignment`` (a copy of
 the shared fixture, with the media it names in ``tests/fixtures/media``). Every file name, frame
@@ -8,40 +8,25 @@ index and parameter is read from its JSON files; side files (crop PNG, id112) ma
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT_DIR = Path(__file__).parent / "fixtures" / "alignment"
+from fixture_families import ALIGNMENT as FAMILY
 
-
-def alignment_dir() -> Path:
-    return Path(os.environ.get("MIMAFACE_ALIGNMENT_DIR", DEFAULT_DIR))
+alignment_dir = FAMILY.folder
+#: a side file of the folder (crop PNG, id112), or None when absent
+side_file = FAMILY.side_file
 
 
 def entries(kind: str) -> list[dict]:
     """The index entries of one kind ("photo" or "video"), each with its JSON loaded as ``data``."""
-    index = json.loads((alignment_dir() / "index.json").read_text())
-    out = []
-    for e in index["entries"]:
-        if e["kind"] == kind:
-            out.append({**e, "data": json.loads((alignment_dir() / e["json"]).read_text())})
-    return out
+    return [{**e, "data": FAMILY.json(e["json"])} for e in FAMILY.json("index.json")["entries"] if e["kind"] == kind]
 
 
 def media_path(entry: dict) -> Path:
     """The source file of an entry (``source.file`` is relative to the fixture folder's parent)."""
-    return alignment_dir().parent / entry["data"]["source"]["file"]
-
-
-def side_file(name: str | None) -> Path | None:
-    """A side file of the folder, or None when absent."""
-    if not name:
-        return None
-    path = alignment_dir() / name
-    return path if path.is_file() else None
+    return FAMILY.folder().parent / entry["data"]["source"]["file"]
 
 
 def sha256(array: np.ndarray) -> str:

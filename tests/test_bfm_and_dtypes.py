@@ -11,7 +11,7 @@ import official_tiny as ot
 from mimaface_core import MissingWeightFileError, WeightFileError, load_mimaface
 from mimaface_core.morphable.bfm import load_bfm09
 
-BFM_FILE = ot.fixture_dir() / "data" / "bfm_mini.mat"
+BFM_FILE = ot.bfm_file()
 
 
 def test_bfm09_fields_and_index_conventions():

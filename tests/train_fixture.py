@@ -1,48 +1,35 @@
 """The train_step fixture: one optimizer step of the released training scripts (inputs, draws,
-intermediates, loss, gradients, parameters after AdamW). Read from MIMAFACE_TRAIN_FIXTURES_DIR
-when set, else tests/fixtures/train_step (a copy of the project's shared fixture)."""
+intermediates, loss, gradients, parameters after AdamW; ``fixture_families``). Read from
+MIMAFACE_TRAIN_FIXTURES_DIR when set, else tests/fixtures/train_step (a copy of the project's shared
+fixture). Its weights follow official_tiny's recipe."""
 
 from __future__ import annotations
 
-import json
-import os
-from functools import lru_cache
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
-import official_tiny
+from fixture_families import TRAIN_STEP as FAMILY
 
-DEFAULT_DIR = Path(__file__).parent / "fixtures" / "train_step"
-
-
-def fixture_dir() -> Path:
-    return Path(os.environ.get("MIMAFACE_TRAIN_FIXTURES_DIR", DEFAULT_DIR))
-
-
-@lru_cache(maxsize=None)
-def cases() -> dict:
-    return json.loads((fixture_dir() / "cases.json").read_text())["cases"]
+fixture_dir = FAMILY.folder
+cases = FAMILY.cases
 
 
 def tensor(case: str, name: str) -> torch.Tensor:
-    entry = cases()[case]["tensors"][name]
-    with safe_open(str(fixture_dir() / entry["file"]), "pt") as f:
-        return f.get_tensor(entry["tensor"])
+    """An entry of the case's ``tensors`` (inputs, draws, intermediates, gradients, parameters)."""
+    return FAMILY.case_tensor(case, "tensors", name)
 
 
 def parameter_table(case: str) -> dict[str, dict]:
-    table = json.loads((fixture_dir() / cases()[case]["parameter_table"]).read_text())["parameters"]
+    table = FAMILY.json(FAMILY.case(case)["parameter_table"])["parameters"]
     return {row["name"]: row for row in table}
 
 
 def write_weights(root: Path) -> Path:
-    """Regenerate the fixture's weight recipe (its weights/ folder) into ``root`` in the released layout."""
-    layout = json.loads((fixture_dir() / "weights" / "layout.json").read_text())
-    for name in layout["components"]:
-        spec = json.loads((fixture_dir() / "weights" / f"{name}.json").read_text())
-        official_tiny.write_component(spec, official_tiny.regenerate(spec), root)
+    """Regenerate the fixture's weight recipe (its weights/ folder) into ``root`` in the released layout
+    (each component's fingerprint checked against its ``sha256``)."""
+    for name, digest in FAMILY.write_released_layout(root).items():
+        assert digest == FAMILY.component(name)["sha256"], f"regenerated {name} differs from the recipe"
     return root
 
 
