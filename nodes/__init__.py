@@ -8,6 +8,7 @@ from .appearance import MIAAppearanceEncode
 from .audio import AudioToMotion
 from .composite import PasteBack
 from .evaluate import EvaluateAnimation
+from .expressions import ExpressionControls, ExpressionKeyframes
 from .gaze import GazeEmbed
 from .loaders import LoadMIMAFaceModel
 from .motion import EditMotion, ExtractMotion
@@ -30,6 +31,8 @@ _NODES = {
     "MIMAFaceLoadMotion": (LoadMotion, "Load Motion (MIMAFace)"),
     "MIMAFaceAudioToMotion": (AudioToMotion, "Audio to 3DMM Motion (MIMAFace)"),
     "MIMAFaceEvaluateAnimation": (EvaluateAnimation, "Evaluate Animation (MIMAFace)"),
+    "MIMAFaceExpressionKeyframes": (ExpressionKeyframes, "Expression Keyframes (MIMAFace)"),
+    "MIMAFaceExpressionControls": (ExpressionControls, "Expression Controls (MIMAFace)"),
 }
 NODE_CLASS_MAPPINGS: dict[str, type] = {k: v[0] for k, v in _NODES.items()}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {k: v[1] for k, v in _NODES.items()}

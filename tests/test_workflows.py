@@ -60,8 +60,8 @@ def test_workflow_validates(path):
 
 def test_workflow_folder_uses_only_core_nodes_and_ours():
     assert [p.stem for p in WORKFLOWS] == ["mimaface_audio_driven", "mimaface_coefficient_editing",
-                                           "mimaface_custom_base_checkpoint", "mimaface_image_reenactment",
-                                           "mimaface_video_reenactment"]
+                                           "mimaface_custom_base_checkpoint", "mimaface_expression_keyframes",
+                                           "mimaface_image_reenactment", "mimaface_video_reenactment"]
     used = {n["type"] for p in WORKFLOWS for n in wg.load_workflow(p)["nodes"]}
     ours = {t for t in used if t in NODE_CLASS_MAPPINGS}
     frontend_only = {t for t in used if t in wg.FRONTEND_ONLY}
@@ -533,3 +533,52 @@ def test_audio_driven_runs(comfy_env):
     # the source photo outside the pasted crop is untouched
     photo = torch.from_numpy(np.asarray(source.convert("RGB"))).float() / 255
     assert torch.allclose(pasted["images"][0, :4, :4], photo[:4, :4], atol=1e-6)
+
+
+def test_expression_keyframes_workflow_runs(comfy_env, animate_root):
+    from mimaface_core.audio import load_audio
+    from mimaface_core.morphable.bfm import load_bfm09
+    from mimaface_core.morphable.controls import solve_controls
+    from mimaface_core.motion.keyframes import parse_keyframes
+
+    api = fast(wg.to_api(_load("mimaface_expression_keyframes"), DEFS))
+    keys = _by_title(api, "Expression Keyframes (MIMAFace)")
+    shipped = parse_keyframes(api[keys]["inputs"]["keyframes"])
+    shipped.check(load_audio(MEDIA["driving_talking.mp4"]).num_frames, 25.0)  # fits the example speech
+    assert {"smile", "blink"} == set(shipped.controls)
+    # the same kind of track (a smile ramp, a blink) inside the FRAMES frames the fast run makes
+    api[keys]["inputs"]["keyframes"] = "0: smile=0, blink=0\n3 smooth: smile=0.8\n4 step: blink=1\n5: blink=0\n"
+    results = wg.run_api(api, comfy_env)
+    speech = results[_by_title(api, "Audio to 3DMM Motion (MIMAFace)")][0]
+    keyed, count, fps = results[keys]
+    assert len(keyed) == count == FRAMES and fps == 25.0
+    controls = solve_controls(load_bfm09(animate_root / "models/D3DFR/BFM09_model_info.mat"))
+    delta = {k: controls.read(keyed.coeffs)[k] - controls.read(speech.coeffs)[k] for k in ("smile", "blink")}
+    assert float(delta["smile"][3]) == pytest.approx(0.8, abs=1e-3) and float(delta["blink"][4]) == pytest.approx(1, abs=1e-3)
+    assert float(delta["blink"][3]) == pytest.approx(0, abs=1e-4)
+    crops = comfy_env.saved[_by_title(api, "Save Video")]
+    assert crops["images"].shape == (FRAMES, 512, 512, 3) and crops["fps"] == 25.0
+    preview = results[_by_title(api, "Render Coeff Image (preview)")][0]
+    assert preview.shape == (1, 512, 512, 3) and preview.std() > 0
+
+
+def test_group_photo_runs_one_chain_per_face(comfy_env):
+    """Source Faces and Face Tracks Motion give lists; Render, MIA, the sampler and VAE Decode run
+    once per face; Paste Back Faces makes one video of the photo's size."""
+    api = fast(wg.to_api(_load("mimaface_group_photo"), DEFS))
+    results = wg.run_api(api, comfy_env)
+    photo = Image.open(MEDIA["group_photo.jpg"])
+    motions, crops = results[_by_title(api, "Source Faces (MIMAFace)")]
+    assert len(motions) == len(crops) == 2
+    driving, report = results[_by_title(api, "Face Tracks Motion (MIMAFace)")]
+    assert len(driving) == 2 and all(len(m) == FRAMES for m in driving)
+    assert "face 0 <- track 0" in report and "face 1 <- track 1" in report
+    latents = results[_by_title(api, "ICA Clip Sampler")][0]
+    assert len(latents) == 2 and all(lat["samples"].shape[0] == FRAMES for lat in latents)
+    video = comfy_env.saved[_by_title(api, "Save Video")]
+    assert video["images"].shape == (FRAMES, photo.height, photo.width, 3)
+    _, mask = results[_by_title(api, "Paste Back Faces (MIMAFace)")]
+    ref = torch.from_numpy(np.asarray(photo.convert("RGB"))).float() / 255
+    outside = mask[0] == 0
+    assert outside.float().mean() > 0.3
+    assert torch.equal(video["images"][0][outside], ref[outside])
