@@ -11,7 +11,7 @@ from mimaface_core.motion.extract import source_identity
 from mimaface_core.motion.gaze import with_gaze
 
 from .images import frames_of
-from .wires import APPEARANCE, CATEGORY, GAZE, MODEL, MOTION, Appearance
+from .types import APPEARANCE, CATEGORY, GAZE, MODEL, MOTION, Appearance
 
 
 class MIAAppearanceEncode:

@@ -9,22 +9,24 @@ from mimaface_core.audio.coefficients import BLINK_MODES, POSE_MODES
 from mimaface_core.audio.decode import FPS, speech_from_waveform
 
 from . import _comfy
-from .wires import CATEGORY, MOTION
+from .model_groups import NetworkHandle
+from .types import CATEGORY, MOTION
 
 log = logging.getLogger(__name__)
 NO_WEIGHTS = "(no SadTalker file: put SadTalker_V0.0.2_256.safetensors in models/sadtalker)"
 _CACHE: dict = {}
 
 
-def _networks(choice: str):
-    """SadTalker's audio networks of a combo entry, loaded once and kept on the offload device."""
+def _networks(choice: str) -> NetworkHandle:
+    """SadTalker's audio networks of a combo entry as the "audio" group, loaded once and kept on
+    the offload device (ComfyUI's model manager loads and offloads them)."""
     from mimaface_core.audio.weights import load_audio_networks
 
     path = _comfy.audio_weight_path(choice)
     key = (str(path), path.stat().st_mtime_ns)
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = load_audio_networks(path, device=_comfy.offload_device())
+        _CACHE[key] = NetworkHandle("audio", load_audio_networks(path, device=_comfy.offload_device()))
     return _CACHE[key]
 
 
@@ -82,17 +84,13 @@ class AudioToMotion:
             raise ValueError("audio: expected a core AUDIO ({'waveform': (B, C, S), 'sample_rate': int}); connect "
                              "Load Audio or another AUDIO output.")
         speech = speech_from_waveform(audio["waveform"], int(audio["sample_rate"]), "audio", frame_limit or None)
-        nets = _networks(audio_weights)
-        nets.to(_comfy.torch_device())
-        try:
-            bar: dict = {}
+        bar: dict = {}
 
-            def progress(done, total):
-                bar.setdefault("bar", _comfy.Progress(total))(done, total)
+        def progress(done, total):
+            bar.setdefault("bar", _comfy.Progress(total))(done, total)
 
-            motion = audio_motion(source_motion, speech, nets, options, reference_motion, progress=progress)
-        finally:
-            nets.to(_comfy.offload_device())
+        with _networks(audio_weights).use("audio") as loaded:
+            motion = audio_motion(source_motion, speech, loaded.audio, options, reference_motion, progress=progress)
         log.info("[MIMAFace] audio: %.2f s → %d frames at %d fps (pose %s, blink %s).", speech.duration, len(motion),
                  FPS, pose_mode, blink)
         return (motion, len(motion), float(FPS))

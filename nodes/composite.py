@@ -5,7 +5,7 @@ from __future__ import annotations
 from mimaface_core.face.paste_back import paste_back
 
 from . import _comfy
-from .wires import CATEGORY, MOTION
+from .types import CATEGORY, MOTION
 
 
 class PasteBack:

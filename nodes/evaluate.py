@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from . import _comfy
 from .images import frames_of, to_image
-from .wires import CATEGORY, MODEL
+from .model_groups import NetworkHandle
+from .types import CATEGORY, MODEL
+
+_METRICS: dict = {}
+
+
+def _metrics(options) -> NetworkHandle | None:
+    """The LPIPS/FID networks the options ask for, built once per choice and kept as the "metrics"
+    group (None when none is asked for or none can run here)."""
+    from mimaface_core.evaluation.evaluate import metric_networks
+
+    key = (options.same_identity and options.lpips, options.fid)
+    if key not in _METRICS:
+        _METRICS.clear()
+        networks = metric_networks(options)
+        _METRICS[key] = NetworkHandle("metrics", networks) if networks else None
+    return _METRICS[key]
 
 
 class EvaluateAnimation:
@@ -61,9 +79,10 @@ class EvaluateAnimation:
                                     overlap=overlap if clip_length else None, lpips=lpips, fid=fid,
                                     require_face=False)
         progress = _comfy.Progress(len(gen))
-        with model.use("face") as m:
+        metrics = _metrics(options)
+        with model.use("face") as m, (metrics.use("metrics") if metrics else nullcontext()) as n:
             estimators = Estimators(m.detector, m.d3dfr, m.identity_encoder, model.compute)
             result = evaluate_frames(lambda: iter(gen), lambda: iter(drv), estimators, src, options,
-                                     num_frames=len(gen), progress=progress)
+                                     num_frames=len(gen), progress=progress, metrics=n.metrics if n else None)
         summary = result.table()
         return {"ui": {"text": [summary]}, "result": (summary, to_image([result.plot()]))}

@@ -11,7 +11,7 @@ from mimaface_core.motion.gaze import (
 
 from . import _comfy
 from .images import frames_of
-from .wires import CATEGORY, GAZE, MODEL, MOTION, GazeSequence
+from .types import CATEGORY, GAZE, MODEL, MOTION, GazeSequence
 
 METHODS = GAZE_METHODS
 

@@ -7,7 +7,8 @@ import logging
 import torch
 
 from . import _comfy
-from .wires import CATEGORY, MODEL, ModelHandle
+from .model_groups import ModelHandle
+from .types import CATEGORY, MODEL
 
 log = logging.getLogger(__name__)
 RELEASED_UNET = "(MIMAFace UNet)"

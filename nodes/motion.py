@@ -17,7 +17,7 @@ from mimaface_core.motion.extract import (
 
 from . import _comfy
 from .images import frames_of, to_image
-from .wires import CATEGORY, MODEL, MOTION
+from .types import CATEGORY, MODEL, MOTION
 
 log = logging.getLogger(__name__)
 AS_IS = AS_IS_512

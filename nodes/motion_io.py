@@ -5,7 +5,7 @@ from __future__ import annotations
 from mimaface_core.motion.sequence import MotionSequence
 
 from . import _comfy
-from .wires import CATEGORY, MOTION
+from .types import CATEGORY, MOTION
 
 
 def motion_files() -> list[str]:

@@ -9,7 +9,7 @@ from mimaface_core.motion.retarget import POSE_MODES, retarget
 
 from . import _comfy
 from .images import signed_to_image
-from .wires import CATEGORY, MODEL, MOTION
+from .types import CATEGORY, MODEL, MOTION
 
 CHUNK = 1  # one frame at a time: progress and Cancel per frame
 

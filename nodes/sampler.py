@@ -10,7 +10,7 @@ from mimaface_core.sampling.schedulers import SCHEDULER_NAMES
 
 from . import _comfy
 from .images import image_to_signed
-from .wires import APPEARANCE, CATEGORY, MODEL
+from .types import APPEARANCE, CATEGORY, MODEL
 
 NOISE_MODES = ("same_every_clip", "fresh_per_clip")
 _ENCODE_CHUNK = 1  # one frame at a time: progress and Cancel per frame

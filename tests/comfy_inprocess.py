@@ -394,7 +394,7 @@ def layer_operations_check(models: Path, N, handle, state: dict, steps: dict) ->
     from mimaface_core.weights.loader import load_mimaface
     from mimaface_core.networks.operations import move_loose_tensors
 
-    wires = import_module("ComfyUI-MIMAFace.nodes.wires")
+    wires = import_module("ComfyUI-MIMAFace.nodes.model_groups")
     cpu = torch.device("cpu")
     folder = models / "mimaface" / "MIMAFace"
     handles = {"plain": wires.ModelHandle(load_mimaface(folder, mode="video"), "mtcnn", cpu, cpu)}

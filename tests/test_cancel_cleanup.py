@@ -78,7 +78,7 @@ def test_cancel_inside_the_float32_fallback_drops_the_copy(video_model, kind):
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__mro__[1].__name__)
 def test_cancel_inside_a_node_puts_the_group_back(video_model, kind, monkeypatch):
     from nodes import _comfy
-    from nodes.wires import ModelHandle
+    from nodes.model_groups import ModelHandle
 
     freed = []
     monkeypatch.setattr(_comfy, "free_memory", lambda: freed.append(1))

@@ -126,3 +126,47 @@ def test_gaze_overrides():
     assert torch.equal(with_gaze(coeffs, fixed)[:, :GAZE.start], coeffs[:, :GAZE.start])
     with pytest.raises(ValueError, match="4 values"):
         adjust_gaze(gaze, offset=[1, 2])
+
+
+def test_edit_motion_offsets_scale_and_smoothing():
+    """Core Edit Motion: the angles get the offsets in radians, the expression the factor, then
+    Savitzky–Golay over every coefficient; crop matrices untouched; the input unchanged."""
+    from mimaface_core import edit_motion
+    from mimaface_core.motion.edit import edit_coefficients
+
+    seq = _sequence(n=9)
+    before = seq.coeffs.clone()
+    out = edit_motion(seq, pitch=10.0, yaw=-5.0, roll=2.5, expression_scale=0.5)
+    assert torch.equal(seq.coeffs, before) and out is not seq
+    assert torch.allclose(out.coeffs[:, ANGLES] - before[:, ANGLES],
+                          torch.tensor(np.radians([10.0, -5.0, 2.5]), dtype=torch.float32).expand(9, 3), atol=1e-6)
+    assert torch.allclose(out.coeffs[:, EXP], 0.5 * before[:, EXP])
+    untouched = [i for i in range(NUM_COEFFS) if i not in range(ANGLES.start, ANGLES.stop) and i not in range(EXP.start, EXP.stop)]
+    assert torch.equal(out.coeffs[:, untouched], before[:, untouched])
+    assert np.array_equal(out.m512, seq.m512) and np.array_equal(out.m256_inv, seq.m256_inv)
+    smoothed = edit_motion(seq, smoothing=5)
+    assert torch.allclose(smoothed.coeffs, torch.from_numpy(smooth(before.numpy(), 5)).float())
+    assert torch.equal(edit_motion(seq, smoothing=1).coeffs, before)
+    with pytest.raises(ValueError, match="261"):
+        edit_coefficients(before[:, :100])
+    with pytest.raises(ValueError, match="negative"):
+        edit_coefficients(before, expression_scale=-1.0)
+
+
+def test_gaze_by_method():
+    """The Gaze Embed methods in the core: per-frame, first frame, mean, zero; strength and
+    smoothing through adjust_gaze; unknown methods named."""
+    from mimaface_core import gaze_by_method
+    from mimaface_core.cli.animate import GAZE_CHOICES
+    from mimaface_core.motion.gaze import GAZE_METHODS
+
+    assert GAZE_CHOICES == GAZE_METHODS
+    gaze = gaze_of(_sequence(n=8).coeffs)
+    assert torch.equal(gaze_by_method(gaze, "per_frame"), gaze)
+    assert torch.allclose(gaze_by_method(gaze, "first_frame", 0.5), 0.5 * gaze[:1].expand(8, 4))
+    assert torch.allclose(gaze_by_method(gaze, "mean"), gaze.mean(0, keepdim=True).expand(8, 4))
+    assert torch.equal(gaze_by_method(gaze, "zero"), torch.zeros(8, 4))
+    assert torch.allclose(gaze_by_method(gaze, "per_frame", 2.0, 5), adjust_gaze(gaze, scale=2.0, smoothing=5))
+    assert torch.allclose(gaze_by_method(gaze, "mean", offset=[1, 0, 0, 0])[:, 0], gaze[:, 0].mean() + 1)
+    with pytest.raises(ValueError, match="per_frame"):
+        gaze_by_method(gaze, "sideways")

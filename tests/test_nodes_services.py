@@ -12,7 +12,7 @@ from alignment_fixture import entries, media_path
 from mimaface_core.media.video_in import iter_video_frames
 from nodes import NODE_CLASS_MAPPINGS as NODES
 from nodes import _comfy, motion_io
-from nodes.wires import ModelHandle
+from nodes.model_groups import ModelHandle
 
 CLIP = min(entries("video"), key=lambda e: e["data"]["source"]["frames_decoded"])
 
@@ -127,3 +127,60 @@ def test_evaluate_animation_node_standalone(handle, driving):
         node().evaluate(handle, frames[:2], frames, False, 0, 3, False, False)
     assert "overlap (4)" in node.VALIDATE_INPUTS(clip_length=4, overlap=4)
     assert node.VALIDATE_INPUTS(clip_length=0, overlap=3) is True
+
+
+def test_as_is_crops_core_and_node_agree(handle, driving):
+    """The as-is 512 batch in the core (extract_crops_motion) on real crops: every frame its own
+    crop, progress per frame; the node's as_is_512 mode gives the same motion."""
+    from mimaface_core import extract_crops_motion
+    from mimaface_core.motion.extract import AS_IS_512
+
+    _, crops = NODES["MIMAFaceExtractMotion"]().extract(handle, driving[:3], "first_frame", 0, 9)
+    frames = list((crops * 255).round().to(torch.uint8).numpy())
+    seen, calls = {}, []
+    with handle.use("face") as m:
+        core = extract_crops_motion(frames, m.detector, m.d3dfr, on_crop=seen.__setitem__,
+                                    progress=lambda done, total: calls.append((done, total)))
+    assert len(core) == 3 and core.info["box_mode"] == AS_IS_512 and core.frame_size == (512, 512)
+    assert calls == [(1, 3), (2, 3), (3, 3)] and sorted(seen) == [0, 1, 2]
+    node, node_crops = NODES["MIMAFaceExtractMotion"]().extract(handle, crops, AS_IS_512, 0, 9)
+    assert torch.allclose(node.coeffs, core.coeffs, atol=1e-5) and np.allclose(node.m256, core.m256)
+    assert node_crops.shape == crops.shape
+    with pytest.raises(ValueError, match="no frames"):
+        extract_crops_motion([], None, None)
+
+
+def test_edit_motion_and_gaze_nodes_give_the_core(handle, driving):
+    from mimaface_core import edit_motion, gaze_by_method
+    from mimaface_core.motion.gaze import gaze_of, measure_gaze
+
+    motion, crops = NODES["MIMAFaceExtractMotion"]().extract(handle, driving[:3], "first_frame", 0, 9)
+    node, = NODES["MIMAFaceEditMotion"]().edit(motion, 5.0, -3.0, 1.0, 0.7, 3)
+    assert torch.equal(node.coeffs, edit_motion(motion, 5.0, -3.0, 1.0, 0.7, 3).coeffs)
+    embed = NODES["MIMAFaceGazeEmbed"]()
+    for method in ("per_frame", "first_frame", "mean", "zero"):
+        got, = embed.embed(handle, method, 0.8, 3, motion=motion)
+        assert torch.equal(got.gaze, gaze_by_method(gaze_of(motion.coeffs), method, 0.8, 3)) and got.method == method
+    from_crops, = embed.embed(handle, "per_frame", 1.0, 1, crops=crops)
+    with handle.use("face") as m:
+        measured = measure_gaze(list(crops.numpy()), m.detector, m.d3dfr)
+    assert torch.allclose(from_crops.gaze, measured)
+
+
+def test_paste_back_checks_live_in_the_core(handle, driving):
+    """The node's errors come from the core's checks, naming the node's inputs."""
+    from mimaface_core import paste_back
+
+    motion, crops = NODES["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)
+    with pytest.raises(ValueError, match="driving_frames .* generated .* driving_motion"):
+        NODES["MIMAFacePasteBack"]().paste(driving[:2], crops, motion, 8)
+    with pytest.raises(ValueError, match="driving_frames are 32x24"):
+        NODES["MIMAFacePasteBack"]().paste(torch.zeros(1, 24, 32, 3), crops, motion, 8)
+    with pytest.raises(ValueError, match="frames are 32x24 but the matrices"):
+        paste_back(torch.zeros(1, 24, 32, 3), crops, motion.frame_to_crop(), frame_size=motion.frame_size)
+    calls = []
+    node = NODES["MIMAFacePasteBack"]().paste(driving, crops, motion, 16)
+    core = paste_back(driving, crops, motion.frame_to_crop(), 16, progress=lambda d, t: calls.append(d))
+    whole = paste_back(driving, crops, motion.frame_to_crop(), 16)
+    assert calls == list(range(1, len(crops) + 1))
+    assert torch.equal(node[0], core[0]) and torch.allclose(core[0], whole[0], atol=1e-6)

@@ -23,6 +23,23 @@ def fid_unavailable() -> str | None:
                            "needs torchvision, which ComfyUI has).", "the Inception weights", INCEPTION_FILE, INCEPTION_URL)
 
 
+def fid_network(feature: torch.nn.Module | None = None) -> torch.nn.Module:
+    """The FID metric module (torchmetrics; ``feature`` as :class:`FIDAccumulator`'s) on the CPU:
+    a host may build it once and keep it (ComfyUI's model manager); the accumulator resets it.
+
+    Raises:
+        RuntimeError: ``feature`` is None and the standard FID cannot run (the message says why).
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    if feature is None:
+        reason = fid_unavailable()
+        if reason:
+            raise RuntimeError(reason)
+        return FrechetInceptionDistance(feature=2048, normalize=True)
+    return FrechetInceptionDistance(feature=feature, normalize=True)
+
+
 class FIDAccumulator:
     """Frames in, one FID out.
 
@@ -30,22 +47,18 @@ class FIDAccumulator:
         feature: None for the standard 2048-d Inception features, or a module mapping (B, 3, H, W)
             float [0, 1] images to (B, D) features.
         device: where the features are computed.
+        metric: a :func:`fid_network` already built (reset here, moved to ``device``).
 
     Raises:
         RuntimeError: ``feature`` is None and the standard FID cannot run (the message says why).
     """
 
-    def __init__(self, feature: torch.nn.Module | None = None, device: str | torch.device = "cpu"):
-        from torchmetrics.image.fid import FrechetInceptionDistance
-
-        if feature is None:
-            reason = fid_unavailable()
-            if reason:
-                raise RuntimeError(reason)
-            self.metric = FrechetInceptionDistance(feature=2048, normalize=True)
-        else:
-            self.metric = FrechetInceptionDistance(feature=feature, normalize=True)
-        self.metric = self.metric.to(device)
+    def __init__(self, feature: torch.nn.Module | None = None, device: str | torch.device = "cpu",
+                 metric: torch.nn.Module | None = None):
+        if metric is None:
+            metric = fid_network(feature)
+        metric.reset()
+        self.metric = metric.to(device)
         self.device = torch.device(device)
 
     def add(self, image: torch.Tensor, real: bool) -> None:

@@ -134,10 +134,26 @@ def source_measure(source, estimators: Estimators, face: int | str = LARGEST, wh
     return measure
 
 
+def metric_networks(options: EvaluationOptions) -> dict[str, torch.nn.Module]:
+    """The LPIPS and FID modules that ``options`` ask for and this machine can run, on the CPU
+    ("lpips", "fid" → module; those that cannot run are left out and :func:`evaluate_frames`
+    reports why), for a caller that keeps them between runs (``evaluate_frames(metrics=...)``)."""
+    from .distribution import fid_network, fid_unavailable
+    from .pixel_metrics import lpips_network, lpips_unavailable
+
+    out = {}
+    if options.same_identity and options.lpips and lpips_unavailable() is None:
+        out["lpips"] = lpips_network()
+    if options.fid and (options.fid_feature is not None or fid_unavailable() is None):
+        out["fid"] = fid_network(options.fid_feature)
+    return out
+
+
 def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, source=None,
                     options: EvaluationOptions = EvaluationOptions(), *, num_frames: int | None = None,
                     progress: Progress | None = None,
-                    on_crops: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> EvaluationResult:
+                    on_crops: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+                    metrics: dict | None = None) -> EvaluationResult:
     """Every metric between a generated clip and its driving clip (and the source photo).
 
     Args:
@@ -151,6 +167,8 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
         progress: called as ``progress(done, total)`` after each frame; may raise to cancel.
         on_crops: called with each frame's index and its generated and driving (512, 512, 3) uint8
             crops (e.g. to pool FID over many clips, as the benchmark protocol does).
+        metrics: the LPIPS/FID modules of :func:`metric_networks`, built once and kept by the
+            caller (e.g. under ComfyUI's model manager); None: built here when needed.
 
     Returns:
         An :class:`EvaluationResult`: per-frame PSNR, SSIM, LPIPS (same-identity), Exp, Pose, Gaze,
@@ -174,21 +192,21 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
     if same and options.lpips:
         from .pixel_metrics import LPIPS, lpips_unavailable
 
-        reason = lpips_unavailable()
+        reason = None if "lpips" in (metrics or {}) else lpips_unavailable()
         if reason:
             results["lpips"].skipped = reason
         else:
-            lpips = LPIPS(estimators.device)
+            lpips = LPIPS(estimators.device, (metrics or {}).get("lpips"))
     elif same:
         results["lpips"].skipped = "LPIPS skipped on request."
     if options.fid:
         from .distribution import FIDAccumulator, fid_unavailable
 
-        reason = None if options.fid_feature is not None else fid_unavailable()
+        reason = None if options.fid_feature is not None or "fid" in (metrics or {}) else fid_unavailable()
         if reason:
             results["fid"].skipped = reason
         else:
-            fid = FIDAccumulator(options.fid_feature, estimators.device)
+            fid = FIDAccumulator(options.fid_feature, estimators.device, (metrics or {}).get("fid"))
     else:
         results["fid"].skipped = "FID skipped on request."
     src = None

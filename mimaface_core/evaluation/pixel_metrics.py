@@ -78,21 +78,32 @@ def lpips_unavailable() -> str | None:
                            "the torchvision build that matches your torch.", "AlexNet's weights", ALEXNET_FILE, ALEXNET_URL)
 
 
+def lpips_network() -> torch.nn.Module:
+    """The LPIPS metric module (torchmetrics, AlexNet v0.1) on the CPU, for :class:`LPIPS`: a host
+    may build it once and keep it (ComfyUI's model manager) instead of :class:`LPIPS` building it.
+
+    Raises:
+        RuntimeError: LPIPS cannot run here (:func:`lpips_unavailable` says why).
+    """
+    reason = lpips_unavailable()
+    if reason:
+        raise RuntimeError(reason)
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    return LearnedPerceptualImagePatchSimilarity(net_type="alex", reduction="sum", normalize=True)
+
+
 class LPIPS:
     """LPIPS with the AlexNet backbone and the standard linear layers (v0.1, shipped with
-    torchmetrics), on ``device``. Lower is more similar; 0 for identical images.
+    torchmetrics), on ``device``; ``metric``: a :func:`lpips_network` already built (moved to
+    ``device``). Lower is more similar; 0 for identical images.
 
     Raises:
         RuntimeError: LPIPS cannot run here (:func:`lpips_unavailable` says why).
     """
 
-    def __init__(self, device: str | torch.device = "cpu"):
-        reason = lpips_unavailable()
-        if reason:
-            raise RuntimeError(reason)
-        from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-        self.metric = LearnedPerceptualImagePatchSimilarity(net_type="alex", reduction="sum", normalize=True).to(device)
+    def __init__(self, device: str | torch.device = "cpu", metric: torch.nn.Module | None = None):
+        self.metric = (metric if metric is not None else lpips_network()).to(device)
         self.device = torch.device(device)
 
     def __call__(self, generated: torch.Tensor, driving: torch.Tensor) -> float:
