@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ..errors import MIMAFaceError
+from .help import DefaultsHelpFormatter
 
 log = logging.getLogger("mimaface")
 
@@ -15,14 +16,14 @@ log = logging.getLogger("mimaface")
 def add_parser(sub) -> None:
     """Register the ``evaluate`` subcommand on an argparse subparsers object."""
     p = sub.add_parser("evaluate", help="the paper's metrics (PSNR, SSIM, LPIPS, Exp, Pose, Gaze, CSIM, LMD, FID) "
-                       "of a generated clip against its driving clip", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       "of a generated clip against its driving clip", formatter_class=DefaultsHelpFormatter)
     p.add_argument("--generated", required=True, type=Path, help="the generated clip: a video, a folder of frames or "
                    "an image (512x512 crops as animate writes them, or pasted back at the driving video's size)")
     p.add_argument("--driving", required=True, type=Path, help="the driving clip it was made from (video, folder of "
                    "frames or image), frame for frame")
     p.add_argument("--source", type=Path, default=None, help="the source photo, for CSIM (identity similarity)")
-    p.add_argument("--weights", required=True, type=Path, help="the MIMAFace snapshot whose estimators measure the "
-                   "faces (D3DFR, CurricularFace)")
+    p.add_argument("--weights", type=Path, default=None, help="the MIMAFace snapshot whose estimators measure the "
+                   "faces (D3DFR, CurricularFace); default: where animate looks (python -m mimaface_core --help)")
     p.add_argument("--same-identity", action="store_true", help="the source is the driving person (reconstruction): "
                    "also PSNR, SSIM and LPIPS")
     p.add_argument("--stride", type=int, default=1, help="keep every N-th driving frame, as the animation did")
@@ -83,6 +84,10 @@ def check_evaluate_args(args):
         check_output(args.json, {".json"}, "--json")
     if args.plot is not None:
         check_output(args.plot, {".png"}, "--plot")
+    if args.weights is None:
+        from ..weights.location import find_weights
+
+        args.weights = find_weights("image")
     if not args.weights.is_dir():
         raise MIMAFaceError(f"--weights: folder not found: {args.weights} (a MIMAFace snapshot).")
     check_estimator_files(args.weights)

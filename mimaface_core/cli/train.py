@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 
 from ..errors import MIMAFaceError
+from .help import DefaultsHelpFormatter
 
 
 def add_parser(sub) -> None:
     """Register the ``train`` subcommand."""
     p = sub.add_parser("train", help="fine-tune MIMAFace on a folder of your videos (image or video stage)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("--stage", required=True, choices=("image", "video"), help="image: UNet, MIA module and CLIP on "
                    "single frames; video: motion modules, conv_in and the MIA module on clips (ICA)")
     p.add_argument("--data", required=True, type=Path, help="folder of training videos (any format PyAV reads) or "

@@ -21,10 +21,13 @@ from ..face.align import LARGEST, align_source, choose_face, warp_crop_512
 from ..face.crops import CROP_512, box_crop_matrix
 from ..media.images import squash_to_512, to_rgb_uint8
 from ..morphable.coefficients import ANGLES, EXP, GAZE, TRANSLATION
-from .face_measures import Estimators, FaceMeasure, measure_face
+from .face_measures import Estimators, FaceMeasure, landmarks_in_box, measure_face
 from .report import LABELS, METRICS, EvaluationResult, MetricResult
 from .seams import seam_frames, seam_level_ratio, seam_score
 
+#: With ``require_face``, a generated clip whose first this many frames have no face is refused
+#: there, before the rest is measured.
+EARLY_FACE_FRAMES = 5
 Frames = Callable[[], Iterable]
 Progress = Callable[[int, "int | None"], None]
 
@@ -115,6 +118,15 @@ def _lockstep(generated: Iterable, driving: Iterable) -> Iterator[tuple[int, obj
 
 def _distance(a: np.ndarray, b: np.ndarray, part) -> float:
     return float(np.linalg.norm(np.asarray(a)[part].astype(np.float64) - np.asarray(b)[part].astype(np.float64)))
+
+
+def _landmark_distance(detector, g: np.ndarray, d: np.ndarray, mg: FaceMeasure, md: FaceMeasure) -> float:
+    """LMD of one frame: mean distance of the five landmarks, both crops measured in the driving
+    crop's face box (:func:`.face_measures.landmarks_in_box`), else the detected landmarks."""
+    lg = landmarks_in_box(detector, g, md.box)
+    if lg is not None:
+        return float(np.linalg.norm(lg - landmarks_in_box(detector, d, md.box), axis=1).mean())
+    return float(np.linalg.norm(mg.landmarks - md.landmarks, axis=1).mean())
 
 
 def _pose(c: np.ndarray) -> np.ndarray:
@@ -249,10 +261,14 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
         results["exp"].per_frame.append(_distance(mg.coeffs, md.coeffs, EXP) if both else None)
         results["pose"].per_frame.append(_distance(_pose(mg.coeffs), _pose(md.coeffs), slice(None)) if both else None)
         results["gaze"].per_frame.append(_distance(mg.coeffs, md.coeffs, GAZE) if both else None)
-        results["lmd"].per_frame.append(float(np.linalg.norm(mg.landmarks - md.landmarks, axis=1).mean()) if both else None)
+        results["lmd"].per_frame.append(_landmark_distance(estimators.detector, g, d, mg, md) if both else None)
         if src is not None:
             results["csim"].per_frame.append(float(np.dot(mg.embedding, src.embedding)) if mg.found else None)
         count = i + 1
+        if options.require_face and count == EARLY_FACE_FRAMES and len(missing_g) == count:
+            raise FaceNotFoundError(f"generated: no face found in its first {count} frames (on the shared 512 "
+                                    "crop); check that the generated clip belongs to this driving clip (stopped "
+                                    "before measuring the rest).")
         if progress is not None:
             progress(count, num_frames)
     if count == 0:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..face.align import LARGEST, align_crop
-from ..face.crops import five_point_matrix
+from ..face.align import LARGEST, choose_face
+from ..face.crops import CROP_512, five_point_matrix
 from ..media.images import to_signed_tensor
 from ..media.warp import warp_affine
 from ..motion.extract import regress_coefficients
@@ -86,12 +86,25 @@ class FaceMeasure:
         coeffs: (261,) float32 D3DFR coefficients of the crop's 256 alignment (docs/WEIGHTS.md §9).
         embedding: (512,) float32 L2-normalised CurricularFace embedding of the ArcFace-aligned
             112x112 crop.
+        box: (4,) float64 detector box of that face on the crop (where :func:`landmarks_in_box`
+            measures both clips' landmarks).
     """
 
     found: bool
     landmarks: np.ndarray | None = None
     coeffs: np.ndarray | None = None
     embedding: np.ndarray | None = None
+    box: np.ndarray | None = None
+
+
+def landmarks_in_box(detector, crop512: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """The five landmarks of the face in ``box`` of a crop, by the detector's landmark stage alone
+    (MTCNN's ONet on that box): the LMD measures the generated and the driving crop in the same
+    box, the driving crop's face (the face the crop is built from), so a re-encode cannot move
+    the landmarks by making the cascade keep another candidate box. None when the detector has
+    no such stage (mediapipe: the detected landmarks are compared instead)."""
+    measure = getattr(detector, "landmarks_in", None)
+    return None if measure is None else measure(crop512, box)
 
 
 def arcface_crop(crop512: torch.Tensor, landmarks: np.ndarray) -> torch.Tensor:
@@ -121,9 +134,11 @@ def measure_face(crop512: np.ndarray, estimators: Estimators, face: int | str = 
     Returns:
         A :class:`FaceMeasure` (``found=False`` when the detector finds no face on the crop).
     """
-    landmarks, _, m256, _ = align_crop(estimators.detector, crop512, face)
-    if m256 is None:
+    dets = estimators.detector.detect(crop512)
+    k = choose_face(dets, face, near=np.array([CROP_512 / 2, CROP_512 / 2]))
+    if k is None:
         return FaceMeasure(False)
+    landmarks, m256 = dets.landmarks[k], five_point_matrix(dets.landmarks[k])
     device = estimators.device
     x = to_signed_tensor(crop512).to(device)
     coeffs = regress_coefficients(estimators.d3dfr, x, torch.from_numpy(np.asarray(m256)).float()[None])[0]
@@ -132,4 +147,5 @@ def measure_face(crop512: np.ndarray, estimators: Estimators, face: int | str = 
         with torch.inference_mode():
             e = estimators.identity_encoder.embedding(arcface_crop(x, landmarks)).float()[0]
             emb = (e / e.norm().clamp_min(1e-12)).cpu().numpy()
-    return FaceMeasure(True, np.asarray(landmarks, np.float64), coeffs.cpu().numpy(), emb)
+    return FaceMeasure(True, np.asarray(landmarks, np.float64), coeffs.cpu().numpy(), emb,
+                       np.asarray(dets.boxes[k], np.float64))

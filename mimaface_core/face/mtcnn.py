@@ -204,6 +204,28 @@ class MTCNNDetector:
         return Detections(boxes[order, :4].astype(np.float64), boxes[order, 4].astype(np.float64),
                           points[order].astype(np.float64))
 
+    @torch.inference_mode()
+    def landmarks_in(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """The five landmarks of the face in ``box`` by the landmark stage alone (ONet on the
+        squared box): two images measured in the same box differ only where their pixels do,
+        not by which candidate box the cascade kept (the evaluation's LMD).
+
+        Args:
+            rgb: (H, W, 3) uint8 RGB. box: (4,) x1, y1, x2, y2 pixels (e.g. a detection's box).
+
+        Returns:
+            (5, 2) float64 pixels, MTCNN order.
+        """
+        img = torch.from_numpy(np.array(rgb)).to(self.device).permute(2, 0, 1)[None].float()
+        boxes = _square(torch.as_tensor(np.asarray(box, np.float32)[None, :4], device=self.device))
+        crops, kept = _crops(img, boxes, 48)
+        if not len(kept):
+            raise ValueError(f"landmarks_in: the box {np.asarray(box).tolist()} is outside the image.")
+        _, lms, _ = self.onet(crops)
+        bw, bh = boxes[0, 2] - boxes[0, 0] + 1, boxes[0, 3] - boxes[0, 1] + 1
+        points = torch.stack([bw * lms[0, :5] + boxes[0, 0] - 1, bh * lms[0, 5:] + boxes[0, 1] - 1], -1)
+        return points.cpu().numpy().astype(np.float64)
+
     def _stage1(self, img: torch.Tensor) -> torch.Tensor:
         h, w = img.shape[-2:]
         found = []

@@ -48,10 +48,28 @@ DOWNLOADS: tuple[tuple[str, list[str], str], ...] = (
 )
 
 
+class DownloadError(MIMAFaceError):
+    """A download failed: ``summary`` is one short line (what failed and why), ``details`` the
+    numbered list of what to fetch by hand and where each goes; ``str()`` is both."""
+
+    def __init__(self, summary: str, details: str):
+        super().__init__(f"{summary}\n{details}")
+        self.summary, self.details = summary, details
+
+
+def _failed(what: str, exc: BaseException, dest: Path) -> DownloadError:
+    reason = type(exc).__name__
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if first and len(first) <= 80:
+        reason += f": {first}"
+    return DownloadError(f"could not download {what} ({reason}); fetch these by hand instead:",
+                         manual_instructions(dest))
+
+
 def manual_instructions(dest: Path) -> str:
-    """What to download by hand, and where it goes."""
+    """What to download by hand, and where it goes (a numbered list)."""
     return (
-        f"Download these by hand and place them under {dest}:\n"
+        f"Place them under {dest}:\n"
         f"  1. https://huggingface.co/{MIMAFACE_REPO} : the folders checkpoints/ and models/ -> {dest}/checkpoints, {dest}/models\n"
         f"  2. https://huggingface.co/{VAE_REPO} : config.json and diffusion_pytorch_model.safetensors -> {dest}/{VAE_FOLDER}/\n"
         f"  3. https://huggingface.co/{SD15_REPO} : {SCHEDULER_CONFIG} -> {dest}/{SCHEDULER_CONFIG}\n"
@@ -72,16 +90,15 @@ def download_weights(dest: str | Path, log: Callable[[str], None] = print) -> Pa
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:  # pragma: no cover - huggingface_hub ships with diffusers
-        raise MIMAFaceError("huggingface_hub is not installed.\n" + manual_instructions(dest)) from exc
+        raise DownloadError("huggingface_hub is not installed; fetch these by hand instead:",
+                            manual_instructions(dest)) from exc
     for repo, patterns, sub in DOWNLOADS:
         target = dest / sub if sub else dest
         log(f"downloading {repo} -> {target}")
         try:
             snapshot_download(repo_id=repo, allow_patterns=patterns, local_dir=str(target), etag_timeout=10)
         except Exception as exc:  # huggingface_hub raises many types (offline, HTTP, connection)
-            raise MIMAFaceError(
-                f"Could not download {repo}: {type(exc).__name__}: {exc}\n" + manual_instructions(dest)
-            ) from exc
+            raise _failed(repo, exc, dest) from exc
     vae_dir = comfy_vae_dir(dest)
     if vae_dir is not None:
         log(f"downloading {VAE_FILE_REPO}/{VAE_FILE} -> {vae_dir}")
@@ -90,14 +107,13 @@ def download_weights(dest: str | Path, log: Callable[[str], None] = print) -> Pa
 
             hf_hub_download(repo_id=VAE_FILE_REPO, filename=VAE_FILE, local_dir=str(vae_dir), etag_timeout=10)
         except Exception as exc:  # huggingface_hub raises many types (offline, HTTP, connection)
-            raise MIMAFaceError(f"Could not download {VAE_FILE_REPO}: {type(exc).__name__}: {exc}\n"
-                                + manual_instructions(dest)) from exc
+            raise _failed(VAE_FILE_REPO, exc, dest) from exc
     target = dest / SNAPSHOT_SUBFOLDER / COMBINED_FILE
     log(f"downloading {SADTALKER_URL} -> {target}")
     try:
         download_url(SADTALKER_URL, target)
     except OSError as exc:
-        raise MIMAFaceError(f"Could not download {SADTALKER_URL}: {exc}\n" + manual_instructions(dest)) from exc
+        raise _failed(SADTALKER_URL, exc, dest) from exc
     return dest
 
 

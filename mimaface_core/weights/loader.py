@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
 from ..errors import MissingWeightFileError
 from ..morphable.bfm import load_bfm09
 from ..networks.bundle import MIMAFaceModel
@@ -26,8 +27,8 @@ from .vae_file import load_vae
 def load_mimaface(
     root: str | Path,
     mode: str = "video",
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
     vae: str | Path | None = None,
     base: BaseCheckpoint | None = None,
     operations=None,
@@ -38,8 +39,9 @@ def load_mimaface(
         root: snapshot folder (``checkpoints/`` and ``models/`` inside; ``.pth`` files may be
             replaced by ``.safetensors`` written by ``python -m mimaface_core convert``).
         mode: "video" (default) or "image".
-        device, dtype: for the UNet, CLIP, MIM and VAE (float16/bfloat16 on GPUs); the D3DFR,
-            CurricularFace and BFM stay float32.
+        device, dtype: for the UNet, CLIP, MIM and VAE; the D3DFR, CurricularFace and BFM stay
+            float32. None (default): the best available, as the command line chooses (CUDA in
+            float16, else the CPU in float32; :func:`mimaface_core.devices.resolve_device`).
         vae: a VAE folder or single file; ``None`` uses ``<root>/sd-vae-ft-mse`` when present,
             else ``model.vae`` is ``None``.
         base: optional custom SD1.5 base checkpoint and merge mode.
@@ -51,13 +53,15 @@ def load_mimaface(
 
     Raises:
         ValueError: unknown mode.
+        MIMAFaceError: a device or dtype this machine cannot provide (the message names ``device=``
+            or ``dtype=``).
         MissingWeightFileError: the folder or a file is absent; the message lists every missing file.
         UnsafeWeightFileError: a pickle that would run code.
         WeightFileError / WeightMismatchError: unreadable or mismatching files, named.
     """
     if mode not in STAGES:
         raise ValueError(f"mode must be one of {STAGES}, got {mode!r}.")
-    device = torch.device(device)
+    device, dtype = resolve_device(device, dtype, cpu_float16=True)  # a host may stage fp16 weights on the CPU
     layout = ReleasedLayout(Path(root))
     missing = layout.missing(mode)
     if missing:
