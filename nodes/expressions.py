@@ -12,7 +12,7 @@ from mimaface_core.morphable.controls import (
 )
 from mimaface_core.motion.keyframes import DEFAULT_FPS, keyframe_motion, parse_keyframes, still_motion
 
-from .wires import CATEGORY, MODEL, MOTION
+from .types import CATEGORY, MODEL, MOTION
 
 KEYFRAME_HELP = (
     "One keyframe per line: <frame or time>[ step|linear|smooth]: <control>=<value or hold>, ...\n"
