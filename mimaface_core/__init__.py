@@ -17,6 +17,8 @@ from .errors import (
 _LAZY = {
     "load_mimaface": ".weights.loader", "MIMAFaceModel": ".networks.bundle", "BaseCheckpoint": ".weights.base_merge",
     "AnimateOptions": ".pipeline", "animate": ".pipeline", "iter_animate": ".pipeline",
+    "FaceMap": ".group", "plan_faces": ".group", "iter_animate_faces": ".group",
+    "TrackingOptions": ".face.tracks", "track_faces": ".face.tracks",
     "SamplingOptions": ".sampling.sampler",
     "load_image": ".media.images", "iter_video_frames": ".media.video_in", "video_info": ".media.video_in",
     "make_detector": ".face.detectors", "paste_back": ".face.paste_back",
