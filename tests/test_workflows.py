@@ -5,8 +5,8 @@
 (b) every node of the pack keeps the classic-API contract (tooltips, names, FUNCTION signature);
 (c) every workflow runs in its graph's order in Python: its API form (as the frontend makes it) is
     walked node by node, our nodes run for real on tiny released-layout weights and real media, and
-    the core nodes are small stand-ins written here (video decode, image load, VAE decode with the
-    tiny VAE, video/image "save" that keeps the frames).
+    the core nodes are small stand-ins (``workflow_graph.CoreStandIns``: video decode, image load,
+    VAE decode with the tiny VAE, video/image "save" that keeps the frames).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import workflow_graph as wg
-from mimaface_core.media.video_in import iter_video_frames, video_info
+from mimaface_core.media.video_in import video_info
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,147 +252,6 @@ def test_node_contract(node_id):
 # (c) execution in graph order
 
 
-class _Video:
-    def __init__(self, path):
-        self.path = Path(path)
-
-
-class _StandInModel:
-    """The parts of a ComfyUI ModelPatcher that Load MIMAFace Model reads from a MODEL wire."""
-
-    def __init__(self, unet_state):
-        state = unet_state
-
-        class SD15:  # the name ComfyUI's model_config class has for SD1.5
-            pass
-
-        class DiffusionModel:
-            def state_dict(self):
-                return state
-
-        class Model:
-            model_config = SD15()
-            diffusion_model = DiffusionModel()
-
-        self.model = Model()
-
-
-class _StandInVAE:
-    """ComfyUI's VAE interface over the tiny diffusers VAE: encode takes IMAGE pixels in [0, 1] and
-    gives the UNSCALED posterior mean, decode takes unscaled latents (as ComfyUI's VAE does)."""
-
-    def __init__(self, vae):
-        self.vae = vae
-
-    def encode(self, pixels):
-        with torch.inference_mode():
-            x = pixels[..., :3].movedim(-1, 1).to(self.vae.dtype) * 2 - 1
-            return self.vae.encode(x).latent_dist.mean.float()
-
-    def decode(self, latents):
-        with torch.inference_mode():
-            x = self.vae.decode(latents.to(self.vae.dtype)).sample
-        return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1)
-
-
-class CoreStandIns:
-    """The core nodes the workflows use, small enough for tests; what the "save" nodes received is
-    kept in ``saved`` (node id → dict)."""
-
-    def __init__(self, vae_folder: Path, frames: int, models: Path | None = None):
-        self.vae_folder, self.frames, self.saved, self.models = vae_folder, frames, {}, models
-        self.previewed = []
-        self._vae = None
-
-    def LoadImage(self, image):
-        rgb = np.asarray(Image.open(MEDIA[image]).convert("RGB"))
-        t = torch.from_numpy(rgb).float()[None] / 255
-        return t, torch.zeros(t.shape[:3])
-
-    def LoadVideo(self, file):
-        return (_Video(MEDIA[file]),)
-
-    def LoadAudio(self, audio, audioUI=None):
-        import av
-
-        with av.open(str(MEDIA[audio])) as c:
-            stream = c.streams.audio[0]
-            rate = stream.codec_context.sample_rate
-            to_float = av.AudioResampler(format="fltp")
-            parts = [f.to_ndarray() for frame in c.decode(stream) for f in to_float.resample(frame)]
-        return ({"waveform": torch.from_numpy(np.concatenate(parts, 1))[None], "sample_rate": rate},)
-
-    def GetVideoComponents(self, video):
-        frames = list(iter_video_frames(video.path, limit=self.frames))
-        info = video_info(video.path)
-        audio = {"source": video.path} if info.has_audio else None
-        return torch.from_numpy(np.stack(frames)).float() / 255, audio, info.fps
-
-    def VAELoader(self, vae_name):
-        from mimaface_core.weights.vae_file import load_vae
-
-        if self._vae is None:
-            self._vae = _StandInVAE(load_vae(self.vae_folder))
-        return (self._vae,)
-
-    def VAEDecode(self, samples, vae):
-        return (vae.decode(samples["samples"]),)
-
-    def CreateVideo(self, images, fps, audio=None):
-        return ({"images": images, "fps": fps, "audio": audio},)
-
-    def SaveVideo(self, video, filename_prefix, format, codec, _id=None):
-        self.saved[_id] = {**video, "prefix": filename_prefix}
-        return ()
-
-    def CheckpointLoaderSimple(self, ckpt_name):
-        """A MODEL-like object over the UNet of a checkpoint in models/checkpoints (ComfyUI's real
-        loader and LoRA patching run in the ComfyUI integration tests)."""
-        from safetensors.torch import load_file
-
-        state = load_file(str(self.models / "checkpoints" / ckpt_name))
-        prefix = "model.diffusion_model."
-        unet = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        return (_StandInModel(unet), None, None)
-
-    def LoraLoaderModelOnly(self, model, lora_name, strength_model):
-        return (model,)  # stand-in: no LoRA file in these tests
-
-    def PreviewImage(self, images):
-        self.previewed.append(images)
-        return ()
-
-    def SaveImage(self, images, filename_prefix, _id=None):
-        self.saved[_id] = {"images": images, "prefix": filename_prefix}
-        return ()
-
-
-def run_api(api: dict, core: CoreStandIns, cache: dict | None = None) -> dict[str, tuple]:
-    """Runs an API prompt in execution order: our node classes for real, core nodes as stand-ins.
-    ``cache`` (signature → outputs) skips nodes whose class and inputs did not change, as ComfyUI's
-    cache does between runs."""
-    cache = {} if cache is None else cache
-    results, sigs = {}, {}
-    for nid in wg.execution_order(api):
-        node = api[nid]
-        linked = {k: v for k, v in node["inputs"].items() if isinstance(v, list)}
-        sigs[nid] = json.dumps([node["class_type"], {k: [sigs[v[0]], v[1]] if k in linked else v
-                                                     for k, v in sorted(node["inputs"].items())}])
-        if sigs[nid] in cache:
-            results[nid] = cache[sigs[nid]]
-            continue
-        kwargs = {k: results[v[0]][v[1]] if k in linked else v for k, v in node["inputs"].items()}
-        cls = NODE_CLASS_MAPPINGS.get(node["class_type"])
-        if cls is not None:
-            out = getattr(cls(), cls.FUNCTION)(**kwargs)
-            out = out.get("result", ()) if isinstance(out, dict) else out
-        else:
-            fn = getattr(core, node["class_type"])
-            out = fn(**kwargs, _id=nid) if node["class_type"].startswith("Save") else fn(**kwargs)
-        results[nid] = cache[sigs[nid]] = tuple(out)
-    return results
-
-
 def fast(api: dict) -> dict:
     for node in api.values():
         if node["class_type"] == "MIMAFaceICAClipSampler":
@@ -409,8 +268,8 @@ def models_dir(animate_root, released_root, sadtalker_combined, tmp_path_factory
     """models/ as ComfyUI has it: mimaface/MIMAFace (tiny released layout with a tiny VAE), tiny
     SD1.5-layout checkpoints under every name the workflows give base/reference checkpoints, and
     SadTalker's audio weights (recipe weights) in models/sadtalker under the name the workflows use."""
+    from ldm_layout import sd15_like_unet, write_ldm_unet
     from mimaface_core.weights.unet import read_pretrained_unet
-    from test_base_merge import _sd15_like, _write_ldm
 
     models = tmp_path_factory.mktemp("models")
     (models / "mimaface").mkdir()
@@ -423,7 +282,7 @@ def models_dir(animate_root, released_root, sadtalker_combined, tmp_path_factory
                     if isinstance(v, str) and v.endswith(".safetensors")})
     assert names == ["my_sd15_checkpoint.safetensors", "v1-5-pruned-emaonly.safetensors"]
     for seed, name in enumerate(names, 1):
-        _write_ldm(_sd15_like(config, seed), models / "checkpoints" / name, layers_per_block=config["layers_per_block"])
+        write_ldm_unet(sd15_like_unet(config, seed), models / "checkpoints" / name, layers_per_block=config["layers_per_block"])
     (models / "sadtalker").mkdir()
     audio_files = {wg.widget_values(n, DEFS["MIMAFaceAudioToMotion"])["audio_weights"] for p in WORKFLOWS
                    for n in _nodes_of(wg.load_workflow(p), "MIMAFaceAudioToMotion")}
@@ -436,7 +295,7 @@ def models_dir(animate_root, released_root, sadtalker_combined, tmp_path_factory
 def comfy_env(models_dir, tmp_path, monkeypatch, animate_root):
     monkeypatch.setenv("MIMAFACE_MODELS_DIR", str(models_dir))
     monkeypatch.setenv("MIMAFACE_OUTPUT_DIR", str(tmp_path / "output"))
-    return CoreStandIns(animate_root / "sd-vae-ft-mse", FRAMES, models_dir)
+    return wg.CoreStandIns(animate_root / "sd-vae-ft-mse", FRAMES, MEDIA, models_dir)
 
 
 def _by_title(api: dict, title: str) -> str:
@@ -452,7 +311,7 @@ def test_every_file_the_workflows_load_has_real_media():
 
 def test_video_reenactment_runs(comfy_env):
     api = fast(wg.to_api(_load("mimaface_video_reenactment"), DEFS))
-    results = run_api(api, comfy_env)
+    results = wg.run_api(api, comfy_env)
     driver = MEDIA["driving_talking.mp4"]
     info = video_info(driver)
     crops = comfy_env.saved[_by_title(api, "Save Video")]
@@ -471,14 +330,14 @@ def test_video_reenactment_runs(comfy_env):
 
 def test_image_reenactment_runs(comfy_env):
     api = fast(wg.to_api(_load("mimaface_image_reenactment"), DEFS))
-    run_api(api, comfy_env)
+    wg.run_api(api, comfy_env)
     (saved,) = comfy_env.saved.values()
     assert saved["images"].shape == (1, 512, 512, 3) and saved["prefix"] == "MIMAFace/reenacted"
 
 
 def test_custom_base_checkpoint_runs(comfy_env, animate_model):
     api = fast(wg.to_api(_load("mimaface_custom_base_checkpoint"), DEFS))
-    results = run_api(api, comfy_env)
+    results = wg.run_api(api, comfy_env)
     (saved,) = comfy_env.saved.values()
     assert saved["images"].shape == (FRAMES, 512, 512, 3)
     merged = results[_by_title(api, "Load MIMAFace Model")][0].model.denoiser.state_dict()
@@ -491,7 +350,7 @@ def test_coefficient_editing_saves_and_reuses_motion(comfy_env, tmp_path):
     wf = _load("mimaface_coefficient_editing")
     cache: dict = {}
     api = fast(wg.to_api(wf, DEFS))
-    first = run_api(api, comfy_env, cache)
+    first = wg.run_api(api, comfy_env, cache)
     (saved,) = comfy_env.saved.values()
     assert saved["images"].shape == (FRAMES, 512, 512, 3)
     motion_dir = tmp_path / "output" / "mimaface_motion"
@@ -503,7 +362,7 @@ def test_coefficient_editing_saves_and_reuses_motion(comfy_env, tmp_path):
         n["mode"] = wg.MODE_ALWAYS
     api = fast(wg.to_api(wf, DEFS))
     comfy_env.saved.clear()
-    second = run_api(api, comfy_env, cache)
+    second = wg.run_api(api, comfy_env, cache)
     (reused,) = comfy_env.saved.values()
     assert reused["images"].shape == (FRAMES, 512, 512, 3) and reused["prefix"] == "MIMAFace/from_saved_motion"
     load = _by_title(api, "Load Motion (MIMAFace)")
@@ -518,7 +377,7 @@ def test_audio_driven_runs(comfy_env):
     api = fast(wg.to_api(_load("mimaface_audio_driven"), DEFS))
     assert _comfy.audio_weight_choices()[0] == "SadTalker_V0.0.2_256.safetensors"
     assert "mimaface/MIMAFace/sadtalker/SadTalker_V0.0.2_256.safetensors" not in _comfy.audio_weight_choices()
-    results = run_api(api, comfy_env)
+    results = wg.run_api(api, comfy_env)
     audio_node = _by_title(api, "Audio to 3DMM Motion (MIMAFace)")
     motion, count, fps = results[audio_node]
     assert len(motion) == count == FRAMES and fps == 25.0 and motion.fps == 25.0

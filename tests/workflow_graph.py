@@ -9,6 +9,8 @@
   INT/FLOAT ranges.
 * :func:`to_api` — the API prompt the frontend's ``graphToPrompt`` makes from a UI workflow.
 * :func:`execution_order` — a topological order of an API prompt.
+* :func:`run_api` — runs an API prompt in that order without ComfyUI: this pack's nodes for real,
+  the core nodes the workflows use as the small stand-ins of :class:`CoreStandIns`.
 
 How the frontend (ComfyUI_frontend 1.27) lays out ``widgets_values``, which this module follows:
 one value per widget input in INPUT_TYPES order (required, then optional); an INT input with
@@ -462,3 +464,192 @@ def execution_order(api: Mapping[str, dict]) -> list[str]:
         order.append(ready[0])
         done.add(ready[0])
     return order
+
+
+# ---------------------------------------------------------------------------------------------
+# Running an API prompt without ComfyUI: our nodes for real, the core nodes as small stand-ins
+
+
+class _Video:
+    def __init__(self, path):
+        self.path = Path(path)
+
+
+class _StandInModel:
+    """The parts of a ComfyUI ModelPatcher that Load MIMAFace Model reads from a MODEL wire."""
+
+    def __init__(self, unet_state):
+        state = unet_state
+
+        class SD15:  # the name ComfyUI's model_config class has for SD1.5
+            pass
+
+        class DiffusionModel:
+            def state_dict(self):
+                return state
+
+        class Model:
+            model_config = SD15()
+            diffusion_model = DiffusionModel()
+
+        self.model = Model()
+
+
+class _StandInVAE:
+    """ComfyUI's VAE interface over the tiny diffusers VAE: encode takes IMAGE pixels in [0, 1] and
+    gives the UNSCALED posterior mean, decode takes unscaled latents (as ComfyUI's VAE does)."""
+
+    def __init__(self, vae):
+        self.vae = vae
+
+    def encode(self, pixels):
+        import torch
+
+        with torch.inference_mode():
+            x = pixels[..., :3].movedim(-1, 1).to(self.vae.dtype) * 2 - 1
+            return self.vae.encode(x).latent_dist.mean.float()
+
+    def decode(self, latents):
+        import torch
+
+        with torch.inference_mode():
+            x = self.vae.decode(latents.to(self.vae.dtype)).sample
+        return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1)
+
+
+class CoreStandIns:
+    """The core nodes the workflows use, small enough for tests; what the "save" nodes received is
+    kept in ``saved`` (node id → dict)."""
+
+    def __init__(self, vae_folder: Path, frames: int, media: Mapping[str, Path], models: Path | None = None):
+        self.vae_folder, self.frames, self.saved, self.models = vae_folder, frames, {}, models
+        self.media = media
+        self.previewed = []
+        self._vae = None
+
+    def LoadImage(self, image):
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        rgb = np.asarray(Image.open(self.media[image]).convert("RGB"))
+        t = torch.from_numpy(rgb).float()[None] / 255
+        return t, torch.zeros(t.shape[:3])
+
+    def LoadVideo(self, file):
+        return (_Video(self.media[file]),)
+
+    def LoadAudio(self, audio, audioUI=None):
+        import av
+        import numpy as np
+        import torch
+
+        with av.open(str(self.media[audio])) as c:
+            stream = c.streams.audio[0]
+            rate = stream.codec_context.sample_rate
+            to_float = av.AudioResampler(format="fltp")
+            parts = [f.to_ndarray() for frame in c.decode(stream) for f in to_float.resample(frame)]
+        return ({"waveform": torch.from_numpy(np.concatenate(parts, 1))[None], "sample_rate": rate},)
+
+    def GetVideoComponents(self, video):
+        import numpy as np
+        import torch
+
+        from mimaface_core.media.video_in import iter_video_frames, video_info
+
+        frames = list(iter_video_frames(video.path, limit=self.frames))
+        info = video_info(video.path)
+        audio = {"source": video.path} if info.has_audio else None
+        return torch.from_numpy(np.stack(frames)).float() / 255, audio, info.fps
+
+    def VAELoader(self, vae_name):
+        from mimaface_core.weights.vae_file import load_vae
+
+        if self._vae is None:
+            self._vae = _StandInVAE(load_vae(self.vae_folder))
+        return (self._vae,)
+
+    def VAEDecode(self, samples, vae):
+        return (vae.decode(samples["samples"]),)
+
+    def CreateVideo(self, images, fps, audio=None):
+        return ({"images": images, "fps": fps, "audio": audio},)
+
+    def SaveVideo(self, video, filename_prefix, format, codec, _id=None):
+        self.saved[_id] = {**video, "prefix": filename_prefix}
+        return ()
+
+    def CheckpointLoaderSimple(self, ckpt_name):
+        """A MODEL-like object over the UNet of a checkpoint in models/checkpoints (ComfyUI's real
+        loader and LoRA patching run in the ComfyUI integration tests)."""
+        from safetensors.torch import load_file
+
+        state = load_file(str(self.models / "checkpoints" / ckpt_name))
+        prefix = "model.diffusion_model."
+        unet = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        return (_StandInModel(unet), None, None)
+
+    def LoraLoaderModelOnly(self, model, lora_name, strength_model):
+        return (model,)  # stand-in: no LoRA file in these tests
+
+    def PreviewImage(self, images):
+        self.previewed.append(images)
+        return ()
+
+    def SaveImage(self, images, filename_prefix, _id=None):
+        self.saved[_id] = {"images": images, "prefix": filename_prefix}
+        return ()
+
+
+def run_api(api: dict, core: CoreStandIns, cache: dict | None = None) -> dict[str, tuple]:
+    """Runs an API prompt in execution order: our node classes for real, core nodes as stand-ins.
+    ``cache`` (signature → outputs) skips nodes whose class and inputs did not change, as ComfyUI's
+    cache does between runs."""
+    from nodes import NODE_CLASS_MAPPINGS
+
+    cache = {} if cache is None else cache
+    results, sigs = {}, {}
+    for nid in execution_order(api):
+        node = api[nid]
+        linked = {k: v for k, v in node["inputs"].items() if isinstance(v, list)}
+        sigs[nid] = json.dumps([node["class_type"], {k: [sigs[v[0]], v[1]] if k in linked else v
+                                                     for k, v in sorted(node["inputs"].items())}])
+        if sigs[nid] in cache:
+            results[nid] = cache[sigs[nid]]
+            continue
+        kwargs = {k: results[v[0]][v[1]] if k in linked else v for k, v in node["inputs"].items()}
+        cls = NODE_CLASS_MAPPINGS.get(node["class_type"])
+        if cls is not None:
+            def fn(**kw):
+                out = getattr(cls(), cls.FUNCTION)(**kw)
+                return out.get("result", ()) if isinstance(out, dict) else out
+        else:
+            core_fn = getattr(core, node["class_type"])
+            fn = (lambda **kw: core_fn(**kw, _id=nid)) if node["class_type"].startswith("Save") else core_fn
+        results[nid] = cache[sigs[nid]] = run_listed(fn, kwargs, getattr(cls, "INPUT_IS_LIST", False),
+                                                     getattr(cls, "OUTPUT_IS_LIST", ()))
+    return results
+
+
+class ListOutput(list):
+    """An output holding one value per item (ComfyUI's list execution): from an OUTPUT_IS_LIST
+    output, or from a node run once per item of a list input."""
+
+
+def run_listed(fn, kwargs: dict, input_is_list: bool, output_is_list: tuple) -> tuple:
+    """One node call with ComfyUI's list semantics: an INPUT_IS_LIST node gets every input as a
+    list; any other node runs once per item when an input is a list (shorter lists repeat their
+    last item) and each output becomes the list of the runs' values (flattened where the output
+    is itself a list)."""
+    flags = lambda n: [bool(output_is_list[j]) if j < len(output_is_list) else False for j in range(n)]  # noqa: E731
+    if input_is_list:
+        out = tuple(fn(**{k: list(v) if isinstance(v, ListOutput) else [v] for k, v in kwargs.items()}))
+        return tuple(ListOutput(o) if f else o for o, f in zip(out, flags(len(out))))
+    lists = {k: v for k, v in kwargs.items() if isinstance(v, ListOutput)}
+    if not lists:
+        out = tuple(fn(**kwargs))
+        return tuple(ListOutput(o) if f else o for o, f in zip(out, flags(len(out))))
+    runs = [tuple(fn(**{k: v[min(i, len(v) - 1)] if k in lists else v for k, v in kwargs.items()}))
+            for i in range(max(len(v) for v in lists.values()))]
+    return tuple(ListOutput([x for r in runs for x in r[j]] if f else [r[j] for r in runs])
+                 for j, f in enumerate(flags(len(runs[0]))))
