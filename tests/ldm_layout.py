@@ -1,7 +1,8 @@
 """Test helper: write diffusers UNet/VAE state dicts in the LDM (original SD / ComfyUI) key layout.
 
 The package converts LDM → diffusers with diffusers' single-file converters; this is the inverse,
-written independently from the LDM naming, so that tests can make tiny LDM-layout checkpoints.
+written independently from the LDM naming, so that tests can make tiny LDM-layout checkpoints
+(:func:`sd15_like_unet` + :func:`write_ldm_unet`: a tiny SD1.5 single file).
 """
 
 from __future__ import annotations
@@ -83,3 +84,22 @@ def vae_to_ldm(state: dict[str, torch.Tensor], num_blocks: int, prefix: str = ""
             new = new.replace(old, rep)
         out[prefix + new] = value
     return out
+
+
+def sd15_like_unet(config: dict, seed: int, **overrides) -> dict[str, torch.Tensor]:
+    """A random SD1.5-layout UNet (4 input channels) of a ``pretrained_unet`` config's size, diffusers names."""
+    from mimaface_core.networks.denoiser import build_unet2d
+
+    torch.manual_seed(seed)
+    unet = build_unet2d({**config, "in_channels": 4, **overrides})
+    return {k: v + 0.01 * torch.randn_like(v) for k, v in unet.state_dict().items()}
+
+
+def write_ldm_unet(state, path, prefix="model.diffusion_model.", layers_per_block=2, extra=None):
+    """Write a diffusers UNet state dict as an LDM-layout single file (plus ``extra`` keys); return ``path``."""
+    from safetensors.torch import save_file
+
+    ldm = unet_to_ldm(state, layers_per_block, prefix=prefix)
+    ldm.update(extra or {})
+    save_file({k: v.contiguous() for k, v in ldm.items()}, str(path))
+    return path

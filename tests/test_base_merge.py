@@ -7,26 +7,11 @@ import torch
 from safetensors.torch import save_file
 
 import official_tiny as ot
-from ldm_layout import unet_to_ldm
+from ldm_layout import sd15_like_unet, write_ldm_unet
 from mimaface_core import BaseCheckpoint, WeightFileError, WeightMismatchError, load_mimaface
-from mimaface_core.networks.denoiser import build_unet2d
 from mimaface_core.weights.base_merge import keeps_mimaface_in_swap
 from mimaface_core.weights.safe_load import read_state_dict
 from mimaface_core.weights.unet import official_motion_state, read_pretrained_unet
-
-
-def _sd15_like(config: dict, seed: int, **overrides) -> dict[str, torch.Tensor]:
-    """A random SD1.5-layout UNet (4 input channels) of the fixture's size, diffusers names."""
-    torch.manual_seed(seed)
-    unet = build_unet2d({**config, "in_channels": 4, **overrides})
-    return {k: v + 0.01 * torch.randn_like(v) for k, v in unet.state_dict().items()}
-
-
-def _write_ldm(state, path, prefix="model.diffusion_model.", layers_per_block=2, extra=None):
-    ldm = unet_to_ldm(state, layers_per_block, prefix=prefix)
-    ldm.update(extra or {})
-    save_file({k: v.contiguous() for k, v in ldm.items()}, str(path))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +23,8 @@ def mimaface_2d(released_root):
 @pytest.mark.parametrize("prefix", ["model.diffusion_model.", ""])
 def test_swap(released_root, mimaface_2d, tmp_path, prefix):
     config, mima = mimaface_2d
-    base = _sd15_like(config, seed=1)
-    path = _write_ldm(base, tmp_path / "base.safetensors", prefix, config["layers_per_block"])
+    base = sd15_like_unet(config, seed=1)
+    path = write_ldm_unet(base, tmp_path / "base.safetensors", prefix, config["layers_per_block"])
     model = load_mimaface(released_root, "image", base=BaseCheckpoint(path, merge="swap"))
     merged = model.denoiser.state_dict()
     kept = [k for k in merged if keeps_mimaface_in_swap(k)]
@@ -51,11 +36,11 @@ def test_swap(released_root, mimaface_2d, tmp_path, prefix):
 
 def test_add_difference(released_root, mimaface_2d, tmp_path):
     config, mima = mimaface_2d
-    base, ref = _sd15_like(config, seed=1), _sd15_like(config, seed=2)
+    base, ref = sd15_like_unet(config, seed=1), sd15_like_unet(config, seed=2)
     lpb = config["layers_per_block"]
     strength = 0.7
-    spec = BaseCheckpoint(_write_ldm(base, tmp_path / "base.safetensors", layers_per_block=lpb), "add_difference",
-                          reference=_write_ldm(ref, tmp_path / "ref.safetensors", layers_per_block=lpb), strength=strength)
+    spec = BaseCheckpoint(write_ldm_unet(base, tmp_path / "base.safetensors", layers_per_block=lpb), "add_difference",
+                          reference=write_ldm_unet(ref, tmp_path / "ref.safetensors", layers_per_block=lpb), strength=strength)
     merged = load_mimaface(released_root, "image", base=spec).denoiser.state_dict()
     assert set(merged) == set(mima)
     for key, value in merged.items():
@@ -68,8 +53,8 @@ def test_add_difference(released_root, mimaface_2d, tmp_path):
 
 def test_video_mode_keeps_motion_modules_and_conv_in_from_3dunet(released_root, mimaface_2d, tmp_path):
     config, mima = mimaface_2d
-    base = _sd15_like(config, seed=1)
-    path = _write_ldm(base, tmp_path / "base.safetensors", layers_per_block=config["layers_per_block"])
+    base = sd15_like_unet(config, seed=1)
+    path = write_ldm_unet(base, tmp_path / "base.safetensors", layers_per_block=config["layers_per_block"])
     merged = load_mimaface(released_root, "video", base=BaseCheckpoint(path, merge="swap")).denoiser.state_dict()
     file3d = released_root / ot.layout()["components"]["video_3dunet"]
     motion = official_motion_state(read_state_dict(file3d), file3d)
@@ -86,15 +71,15 @@ def test_add_difference_needs_reference(tmp_path):
 def test_unexpected_unet_keys_are_refused(released_root, mimaface_2d, tmp_path):
     config, _ = mimaface_2d
     extra = {"model.diffusion_model.input_blocks.1.2.lora_up.weight": torch.zeros(4, 4)}
-    path = _write_ldm(_sd15_like(config, 1), tmp_path / "odd.safetensors", layers_per_block=config["layers_per_block"], extra=extra)
+    path = write_ldm_unet(sd15_like_unet(config, 1), tmp_path / "odd.safetensors", layers_per_block=config["layers_per_block"], extra=extra)
     with pytest.raises(WeightMismatchError, match="not part of an SD1.5 UNet.*lora_up"):
         load_mimaface(released_root, "image", base=BaseCheckpoint(path, merge="swap"))
 
 
 def test_other_architecture_is_refused_with_its_shape(released_root, mimaface_2d, tmp_path):
     config, _ = mimaface_2d
-    sd2 = _sd15_like(config, 1, cross_attention_dim=1024)
-    path = _write_ldm(sd2, tmp_path / "sd2.safetensors", layers_per_block=config["layers_per_block"])
+    sd2 = sd15_like_unet(config, 1, cross_attention_dim=1024)
+    path = write_ldm_unet(sd2, tmp_path / "sd2.safetensors", layers_per_block=config["layers_per_block"])
     with pytest.raises(WeightMismatchError, match=r"sd2.safetensors.*attn2.*shape"):
         load_mimaface(released_root, "image", base=BaseCheckpoint(path, merge="swap"))
 

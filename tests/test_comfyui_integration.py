@@ -33,7 +33,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from ports import free_port
 
 PACK = Path(__file__).resolve().parents[1]
 PACK_NAME = "ComfyUI-MIMAFace"
@@ -103,12 +104,6 @@ def _post(url: str, data: dict):
         raise AssertionError(f"/prompt refused the workflow: {exc.read().decode()[:4000]}") from exc
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _write_models(base: Path) -> None:
     """Tiny weights in the folders the workflows name (file names taken from the workflows)."""
     import torch
@@ -133,14 +128,14 @@ def _write_models(base: Path) -> None:
     for name in _names_in_workflows("VAELoader"):
         save_file({k: v.contiguous() for k, v in ldm.items()}, str(base / "vae" / name))
     (base / "checkpoints").mkdir(parents=True)
+    from ldm_layout import sd15_like_unet, write_ldm_unet  # the tiny SD1.5 single files of the merge tests
     from mimaface_core.weights.unet import read_pretrained_unet
-    from test_base_merge import _sd15_like, _write_ldm  # the tiny SD1.5 single files of the merge tests
 
     config, _, _ = read_pretrained_unet(weights / "checkpoints/image/pretrained_unet")
     names = sorted(n for n in _names_in_workflows("MIMAFaceLoadModel", widget=(2, 4)) | _names_in_workflows(
         "CheckpointLoaderSimple") if not n.startswith("("))
     for seed, name in enumerate(names, 1):
-        _write_ldm(_sd15_like(config, seed), base / "checkpoints" / name, layers_per_block=config["layers_per_block"])
+        write_ldm_unet(sd15_like_unet(config, seed), base / "checkpoints" / name, layers_per_block=config["layers_per_block"])
     import audio_fixture
 
     written = audio_fixture.write_official_layout(base / "_sadtalker")
@@ -200,7 +195,7 @@ def _serve(comfy: Path, base: Path):
     if link.is_symlink():
         link.unlink(missing_ok=True)
     link.symlink_to(PACK)
-    port = _free_port()
+    port = free_port()
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [str(_python(comfy)), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),

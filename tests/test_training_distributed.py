@@ -5,24 +5,19 @@ when one process's draws leave the MIA module and CLIP out of its step (appearan
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
+from ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_apply_the_mean_gradient(train_root, tmp_path):
-    port, world = _free_port(), 2
+    port, world = free_port(), 2
     procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "ddp_worker.py"), str(r), str(world), str(port),
                                str(train_root), str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env={**os.environ,
