@@ -122,11 +122,16 @@ def test_sadtalker_networks_are_a_group(sadtalker_combined, monkeypatch):
         handle.use("face").__enter__()
 
 
-def test_metric_networks_kept_by_the_caller_give_the_same_fid(estimators):
+def test_metric_networks_kept_by_the_caller_give_the_same_fid(video_model):
     """evaluate_frames with metric modules built once (the "metrics" group) gives what it gives
     building them itself, and resets them between runs."""
     from mimaface_core.evaluation.distribution import fid_network
     from mimaface_core.evaluation.evaluate import EvaluationOptions, evaluate_frames
+    from mimaface_core.evaluation.face_measures import Estimators
+    from mimaface_core.face.detectors import make_detector
+
+    estimators = Estimators(make_detector("mtcnn"), video_model.d3dfr, video_model.identity_encoder,
+                            torch.device("cpu"))
 
     class Mean(torch.nn.Module):
         num_features = 3
