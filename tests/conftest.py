@@ -1,4 +1,6 @@
-"""Session fixtures: the official_tiny weights regenerated once in the released layout."""
+"""Session fixtures shared by the test modules: the official_tiny weights regenerated once in the
+released layout (and the layouts built on it), SadTalker's audio weights, the train_step weights,
+the fixture's BFM, MTCNN and the evaluation's face estimators."""
 
 from __future__ import annotations
 
@@ -36,6 +38,29 @@ def image_model(released_root):
     from mimaface_core import load_mimaface
 
     return load_mimaface(released_root, mode="image")
+
+
+@pytest.fixture(scope="session")
+def bfm():
+    """The BFM09 model of the official_tiny ``bfm`` case."""
+    from mimaface_core.morphable.bfm import load_bfm09
+
+    return load_bfm09(official_tiny.bfm_file())
+
+
+@pytest.fixture(scope="session")
+def mtcnn():
+    from mimaface_core.face.mtcnn import MTCNNDetector
+
+    return MTCNNDetector()
+
+
+@pytest.fixture(scope="session")
+def estimators(released_root):
+    """The evaluation's face estimators (D3DFR, identity encoder) of the regenerated released snapshot."""
+    from mimaface_core.evaluation import face_measures
+
+    return face_measures.load_estimators(released_root)
 
 
 @pytest.fixture(autouse=True)

@@ -14,18 +14,12 @@ from PIL import Image
 from alignment_fixture import compose, entries, m512_errors, media_path, sha256, side_file, template_error
 from mimaface_core.face.align import align_crop, align_source, warp_crop_512
 from mimaface_core.face.crops import FIVE_POINT_TEMPLATE_256, box_crop_matrix, five_point_matrix, invert_affine
-from mimaface_core.face.mtcnn import MTCNNDetector
 from mimaface_core.networks.identity_encoder import identity_input
 from mimaface_core.media.images import squash_to_512, to_rgb_uint8, to_signed_tensor
 from mimaface_core.media.video_in import iter_video_frames
 
 PHOTOS = entries("photo")
 VIDEOS = entries("video")
-
-
-@pytest.fixture(scope="module")
-def mtcnn():
-    return MTCNNDetector()
 
 
 def _photo(entry) -> np.ndarray:

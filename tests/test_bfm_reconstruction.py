@@ -6,16 +6,8 @@ import pytest
 import torch
 
 import official_tiny as ot
-from mimaface_core.morphable.bfm import load_bfm09
 from mimaface_core.morphable.coefficients import EXP, ID, blend
 from mimaface_core.morphable.reconstruction import centred_shape, project, reconstruct
-
-
-@pytest.fixture(scope="module")
-def bfm():
-    weights = ot.cases()["bfm"]["weights"][0]
-    src = next(s for s, d in ot.layout()["data_files"].items() if d == weights)
-    return load_bfm09(ot.fixture_dir() / src)
 
 
 def test_bfm_case(bfm):

@@ -50,11 +50,6 @@ def clip(tmp_path_factory):
     return video, same, shifted
 
 
-@pytest.fixture(scope="module")
-def estimators(released_root):
-    return face_measures.load_estimators(released_root)
-
-
 def _args(clip_dir, driving, weights, *extra):
     return ["evaluate", "--generated", str(clip_dir), "--driving", str(driving), "--weights", str(weights),
             "--limit", str(FRAMES), *extra]

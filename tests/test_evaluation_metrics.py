@@ -16,7 +16,7 @@ from PIL import Image, ImageFilter
 
 from alignment_fixture import entries, media_path, side_file
 from mimaface_core.evaluation.distribution import FIDAccumulator, fid_unavailable
-from mimaface_core.evaluation.face_measures import load_estimators, measure_face
+from mimaface_core.evaluation.face_measures import measure_face
 from mimaface_core.evaluation.pixel_metrics import PSNR_CAP_DB, lpips_unavailable, psnr, ssim
 from mimaface_core.evaluation.seams import seam_frames, seam_level_ratio, seam_score
 from mimaface_core.morphable.coefficients import ANGLES, EXP, GAZE, TRANSLATION
@@ -47,11 +47,6 @@ def _blur(rgb: np.ndarray, radius: float) -> np.ndarray:
 @pytest.fixture(scope="module")
 def crops():
     return _crops()
-
-
-@pytest.fixture(scope="module")
-def estimators(released_root):
-    return load_estimators(released_root)
 
 
 def test_psnr_and_ssim_match_scikit_image(crops):

@@ -13,7 +13,6 @@ from PIL import Image
 
 from alignment_fixture import entries, media_path
 from mimaface_core.errors import FaceNotFoundError
-from mimaface_core.face.mtcnn import MTCNNDetector
 from mimaface_core.media.video_in import iter_video_frames, video_info
 from mimaface_core.morphable.coefficients import NUM_COEFFS
 from mimaface_core.motion.extract import encode_source, extract_image_motion, extract_motion
@@ -25,11 +24,6 @@ VIDEOS = entries("video")
 SHORTEST = min(VIDEOS, key=lambda e: e["data"]["source"]["frames_decoded"])
 # the clip whose recorded frames include crops where the release finds no face
 WITH_GAPS = max(VIDEOS, key=lambda e: sum("error" in f and f["stability"]["stable"] for f in e["data"]["frames"]))
-
-
-@pytest.fixture(scope="module")
-def mtcnn():
-    return MTCNNDetector()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The z-buffer renderer (spec §2.5–2.7) against independent per-pixel geometry.
+"""The z-buffer renderer (docs/ALIGNMENT.md §9–§11) against independent per-pixel geometry.
 
 Expected values come from direct formulas (2x2 solves for barycentrics, point–segment distances,
 ray–plane intersections), never from the renderer's own edge functions.
@@ -13,7 +13,6 @@ import torch
 import official_tiny as ot
 from mimaface_core.media.warp import warp_affine
 from mimaface_core.morphable import rasterizer
-from mimaface_core.morphable.bfm import load_bfm09
 from mimaface_core.morphable.rasterizer import composite_512, rasterize, render_coefficients, render_mesh
 from mimaface_core.morphable.reconstruction import project, reconstruct
 
@@ -37,13 +36,6 @@ def _raster(pixels, depth, faces, colors, size):
     """``rasterize`` of one frame given as numpy arrays (float64 geometry)."""
     return rasterize(torch.tensor(pixels)[None], torch.tensor(depth)[None], torch.tensor(faces),
                      torch.tensor(colors, dtype=torch.float64)[None], size)
-
-
-@pytest.fixture(scope="module")
-def bfm():
-    weights = ot.cases()["bfm"]["weights"][0]
-    src = next(s for s, d in ot.layout()["data_files"].items() if d == weights)
-    return load_bfm09(ot.fixture_dir() / src)
 
 
 @pytest.fixture(scope="module")
