@@ -180,3 +180,61 @@ def test_absent_track_holds_last_pose_and_photo_pose_before_first(group_run):
     for i in range(*BLANK):
         assert torch.equal(left.coeffs[i], left.coeffs[BLANK[0] - 1])
 
+
+# --- the animate command ---------------------------------------------------------------------
+
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[1] / "example_media"
+
+
+def _animate(animate_root, tmp_path, *extra, source=EXAMPLES / "group_photo.jpg"):
+    from mimaface_core.__main__ import main
+
+    return main(["animate", "--source", str(source), "--driving", str(EXAMPLES / "driving_two_people.mp4"),
+                 "--weights", str(animate_root), "--out", str(tmp_path / "group.mp4"), "--device", "cpu",
+                 "--steps", "2", "--clip-length", "6", "--overlap", "2", *extra])
+
+
+@pytest.mark.parametrize("extra,phrase", [
+    (["--faces", "0,5"], "--faces: face 5 does not exist; the source has 2 face(s)"),
+    (["--face-map", "2:0"], "--face-map: face 2 does not exist; the source has 2 face(s)"),
+    (["--face-map", "0-1"], "--face-map '0-1': use auto"),
+    (["--faces", "x"], "--faces 'x'"),
+])
+def test_cli_face_errors_name_the_option_before_any_model_loads(animate_root, tmp_path, capsys, monkeypatch,
+                                                                extra, phrase):
+    import mimaface_core.weights.loader as loader
+
+    monkeypatch.setattr(loader, "load_mimaface", lambda *a, **k: pytest.fail("a model was loaded"))
+    assert _animate(animate_root, tmp_path, *extra) == 1
+    assert phrase in capsys.readouterr().err
+
+
+def test_cli_one_face_source_is_a_note_and_track_map_error(animate_root, tmp_path, caplog, capsys):
+    import logging
+    from types import SimpleNamespace
+
+    from mimaface_core.cli.faces import check_face_args
+    from mimaface_core.media.images import load_image
+
+    args = SimpleNamespace(faces="all", face_map=None, track_gap=12, identity_weight=0.3, audio=None, driving="v.mp4",
+                           detector="mtcnn",
+                           mediapipe_models=None)
+    checked = SimpleNamespace(source=load_image(EXAMPLES / "portrait_eileen_collins.jpg"), driver_kind="video")
+    with caplog.at_level(logging.INFO):
+        faces, _, boxes, _ = check_face_args(args, checked)
+    assert faces is None and len(boxes) == 1 and "the source has one face" in caplog.text
+    # a track that does not exist is known once the driver is tracked (after loading the model)
+    assert _animate(animate_root, tmp_path, "--face-map", "all:7", "--limit", "4") == 1
+    assert "--face-map: track 7 does not exist; the driver has 2 face track(s)" in capsys.readouterr().err
+
+
+def test_cli_group_photo_writes_the_photo_size_one_frame_per_driving_frame(animate_root, tmp_path, caplog):
+    import logging
+
+    from mimaface_core.media.video_in import iter_video_frames
+
+    with caplog.at_level(logging.INFO):
+        assert _animate(animate_root, tmp_path, "--faces", "all", "--limit", "6") == 0
+    frames = list(iter_video_frames(tmp_path / "group.mp4"))
+    assert len(frames) == 6 and frames[0].shape == group_photo().shape
+    assert "source: 2 face(s)" in caplog.text and "face 1 <- track 1" in caplog.text

@@ -77,6 +77,9 @@ def add_parser(sub) -> None:
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="diffusion dtype (default: float16 on cuda, else float32)")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    from .faces import add_face_arguments
+
+    add_face_arguments(p)
     k = p.add_argument_group("expression keyframes")
     k.add_argument("--keyframes", type=Path, default=None, help="a keyframe file (one '<frame or 1.5s>[ step|linear|"
                    "smooth]: <control>=<value or hold>, ...' per line, or JSON) animating named controls (smile, "
@@ -109,6 +112,10 @@ def run(args: argparse.Namespace) -> None:
     from .checks import check_animate_args, check_keyframes
 
     checked = check_animate_args(args)
+    from .faces import run_faces, wants_faces
+
+    if wants_faces(args):
+        return run_faces(args, checked)
     if args.audio is not None:
         return _run_audio(args, checked)
     if args.driving is None:
