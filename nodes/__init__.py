@@ -8,6 +8,7 @@ from .appearance import MIAAppearanceEncode
 from .audio import AudioToMotion
 from .composite import PasteBack
 from .evaluate import EvaluateAnimation
+from .faces import FaceTracksMotion, PasteBackFaces, SourceFaces
 from .expressions import ExpressionControls, ExpressionKeyframes
 from .gaze import GazeEmbed
 from .loaders import LoadMIMAFaceModel
@@ -31,6 +32,9 @@ _NODES = {
     "MIMAFaceLoadMotion": (LoadMotion, "Load Motion (MIMAFace)"),
     "MIMAFaceAudioToMotion": (AudioToMotion, "Audio to 3DMM Motion (MIMAFace)"),
     "MIMAFaceEvaluateAnimation": (EvaluateAnimation, "Evaluate Animation (MIMAFace)"),
+    "MIMAFaceSourceFaces": (SourceFaces, "Source Faces (MIMAFace)"),
+    "MIMAFaceFaceTracksMotion": (FaceTracksMotion, "Face Tracks Motion (MIMAFace)"),
+    "MIMAFacePasteBackFaces": (PasteBackFaces, "Paste Back Faces (MIMAFace)"),
     "MIMAFaceExpressionKeyframes": (ExpressionKeyframes, "Expression Keyframes (MIMAFace)"),
     "MIMAFaceExpressionControls": (ExpressionControls, "Expression Controls (MIMAFace)"),
 }

@@ -61,7 +61,8 @@ def test_workflow_validates(path):
 def test_workflow_folder_uses_only_core_nodes_and_ours():
     assert [p.stem for p in WORKFLOWS] == ["mimaface_audio_driven", "mimaface_coefficient_editing",
                                            "mimaface_custom_base_checkpoint", "mimaface_expression_keyframes",
-                                           "mimaface_image_reenactment", "mimaface_video_reenactment"]
+                                           "mimaface_group_photo", "mimaface_image_reenactment",
+                                           "mimaface_video_reenactment"]
     used = {n["type"] for p in WORKFLOWS for n in wg.load_workflow(p)["nodes"]}
     ours = {t for t in used if t in NODE_CLASS_MAPPINGS}
     frontend_only = {t for t in used if t in wg.FRONTEND_ONLY}
