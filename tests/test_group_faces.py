@@ -223,6 +223,9 @@ def test_cli_one_face_source_is_a_note_and_track_map_error(animate_root, tmp_pat
     with caplog.at_level(logging.INFO):
         faces, _, boxes, _ = check_face_args(args, checked)
     assert faces is None and len(boxes) == 1 and "the source has one face" in caplog.text
+    from mimaface_core.cli.faces import IDENTITY_WEIGHT, TRACK_GAP
+
+    assert (TRACK_GAP, IDENTITY_WEIGHT) == (TrackingOptions().max_gap, TrackingOptions().identity_weight)
     # a track that does not exist is known once the driver is tracked (after loading the model)
     assert _animate(animate_root, tmp_path, "--face-map", "all:7", "--limit", "4") == 1
     assert "--face-map: track 7 does not exist; the driver has 2 face track(s)" in capsys.readouterr().err

@@ -10,22 +10,22 @@ import logging
 from ..errors import MIMAFaceError
 
 log = logging.getLogger(__name__)
+#: ``face.tracks.TrackingOptions``' max_gap and identity_weight (not imported: ``--help`` loads no
+#: torch; a test checks they agree).
+TRACK_GAP, IDENTITY_WEIGHT = 12, 0.3
 
 
 def add_face_arguments(p) -> None:
     """The several-faces options of ``animate``."""
-    from ..face.tracks import TrackingOptions
-
-    d = TrackingOptions()
     g = p.add_argument_group("several faces (group photos, several people in the driver)")
     g.add_argument("--faces", default=None, help="animate several faces of the source: 'all' or indices left to right "
                    "(e.g. 0,2); the output is the whole photo (the driving frames with --paste-back)")
     g.add_argument("--face-map", default=None, help="which driving face track drives which source face: auto (the "
                    "tracks left to right where they first appear together, onto the faces left to right), FACE:TRACK "
                    "pairs such as 0:1,1:0, or all:TRACK (one track drives every face); implies --faces all")
-    g.add_argument("--track-gap", type=int, default=d.max_gap, help="frames a driving face may be missing and keep "
+    g.add_argument("--track-gap", type=int, default=TRACK_GAP, help="frames a driving face may be missing and keep "
                    "its track by box overlap; after that only its identity brings it back")
-    g.add_argument("--identity-weight", type=float, default=d.identity_weight, help="weight of the CurricularFace "
+    g.add_argument("--identity-weight", type=float, default=IDENTITY_WEIGHT, help="weight of the CurricularFace "
                    "identity term (vs. box overlap) when linking faces into tracks, 0..1")
 
 
