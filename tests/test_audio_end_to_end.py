@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from pathlib import Path
 
 import av
 import numpy as np
@@ -24,7 +25,7 @@ from mimaface_core.media.video_in import video_info
 from mimaface_core.morphable.coefficients import ANGLES, EXP, GAMMA, GAZE, ID, TEX, TRANSLATION
 from mimaface_core.motion.extract import encode_source
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 TALKING = ROOT / "example_media" / "driving_talking.mp4"
 PORTRAIT = ROOT / "example_media" / "portrait_eileen_collins.jpg"
 SILENT = next(e for e in entries("video") if not video_info(media_path(e)).has_audio)
@@ -91,12 +92,37 @@ def test_cli_other_container_and_rate_with_limit(audio_root, tmp_path):
     assert _audio_duration(out) == pytest.approx(8 / 25, abs=0.03)
 
 
-def test_resampled_speech_matches_the_fixture_wav():
-    """44.1 kHz stereo AAC → 16 kHz mono with PyAV's resampler is close to the scipy resampling the
-    audio2coeff fixture recorded for the same clip (same number of frames, no delay)."""
+def _speech_provenance() -> tuple[dict, Path | None]:
+    """The audio fixture's record of where the speech of its ``mel`` case came from (cases.json:
+    ``mel.params.audio_provenance``) and that source file when the pack holds it, else None. The
+    pack's media folders are searched by the recorded file name: the shared ``media`` folder next
+    to the fixture folder, the tests' copy of it, and example_media."""
     import audio_fixture as fx
 
-    ours = load_audio(TALKING).samples
+    provenance = fx.case("mel")["params"]["audio_provenance"]
+    name = provenance["source"]
+    for folder in (fx.fixture_dir().parent / "media", ROOT / "tests" / "fixtures" / "media", ROOT / "example_media"):
+        if (folder / name).is_file():
+            return provenance, folder / name
+    return provenance, None
+
+
+def test_resampled_speech_matches_the_fixture_wav():
+    """The fixture's speech wav was made from a source file by scipy resampling (its recorded
+    provenance); PyAV's resampler on that same source gives the same number of frames, no delay and
+    a relative RMS difference under 5e-3. Skipped when the source is not in the pack."""
+    import audio_fixture as fx
+
+    provenance, source = _speech_provenance()
+    if source is None:
+        pytest.skip(f"the audio fixture's speech came from {provenance['source']!r} (cases.json "
+                    "mel.params.audio_provenance), which is not in the pack")
+    with av.open(str(source)) as c:  # the recorded decode: stream 0's samples at the recorded rate
+        stream = c.streams.audio[0]
+        assert stream.codec_context.sample_rate == provenance["source_rate"], source
+        assert sum(f.samples for f in c.decode(stream)) == provenance["decoded_samples"], \
+            f"{source} is not the file the fixture's speech was made from (decoded sample count)"
+    ours = load_audio(source).samples
     ref = load_audio(fx.data_file("mel")).samples
     n = min(len(ours), len(ref))
     assert abs(len(ours) - len(ref)) <= 2 and len(ours) // 640 == len(ref) // 640
@@ -211,23 +237,58 @@ def test_unreadable_sample_format(audio_root, tmp_path, capsys):
     assert "--audio" in err and "odd_format.wav" in err and "cannot decode" in err
 
 
+def _decode_as_ffmpeg_does(path) -> tuple[list[tuple[int | None, int]], int | None]:
+    """PyAV's own decode of a file's first audio stream: ([(pts, samples) per decoded frame],
+    samples decoded before FFmpeg raised an error, or None when it decoded to the end)."""
+    frames = []
+    with av.open(str(path)) as c:
+        try:
+            for f in c.decode(c.streams.audio[0]):
+                frames.append((f.pts, f.samples))
+        except av.error.FFmpegError:
+            return frames, sum(n for _, n in frames)
+    return frames, None
+
+
 def test_damaged_in_the_middle(tmp_path, caplog):
+    """Which of three things FFmpeg does with the damaged bytes is found out first, by decoding the
+    file with PyAV directly; load_audio must then do the matching thing: refuse naming the time,
+    fill the lost packets with silence and say where, or (nothing lost) pass the audio on."""
+    import re
+
     flac = _transcode_audio(TALKING, tmp_path / "speech.flac", "flac", 16000)
     data = bytearray(flac.read_bytes())
     data[len(data) // 2: len(data) // 2 + 4000] = b"\xff" * 4000  # damage the middle
     bad = tmp_path / "damaged.flac"
     bad.write_bytes(bytes(data))
-    try:
-        with caplog.at_level(logging.WARNING):
-            speech = load_audio(bad)
-    except AudioInputError as exc:  # FFmpeg refused the damaged part: the message says where
-        assert "damaged.flac" in str(exc) and " s " in str(exc)
-    else:  # FFmpeg skipped the damaged packets: the hole is filled with silence and reported
-        good = load_audio(flac)
-        assert len(speech.samples) == len(good.samples), "the timing after the damage is kept"
-        assert any("damaged.flac is damaged at" in r.getMessage() for r in caplog.records)
-        n = len(good.samples) // 8
-        np.testing.assert_array_equal(speech.samples[-n:], good.samples[-n:])
+    good = load_audio(flac)
+    good_frames, error = _decode_as_ffmpeg_does(flac)
+    assert error is None
+    frames, failed_after = _decode_as_ffmpeg_does(bad)
+    lost = sum(n for _, n in good_frames) - sum(n for _, n in frames)
+    if failed_after is not None:  # FFmpeg refuses the damaged part: so must we, saying where
+        with pytest.raises(AudioInputError) as exc:
+            load_audio(bad)
+        assert "damaged.flac" in str(exc.value) and f"after {failed_after / 16000:.2f} s" in str(exc.value)
+        return
+    with caplog.at_level(logging.WARNING):
+        speech = load_audio(bad)
+    damaged = [r.getMessage() for r in caplog.records if "damaged.flac is damaged at" in r.getMessage()]
+    assert len(speech.samples) == len(good.samples), "the timing after the damage is kept"
+    n = len(good.samples) // 8
+    np.testing.assert_array_equal(speech.samples[-n:], good.samples[-n:])
+    if lost == 0:  # FFmpeg decoded every packet (garbage or not): nothing to fill, nothing to report
+        assert not damaged, damaged
+        return
+    # FFmpeg skipped damaged packets: the hole is filled with silence and reported where it is
+    assert lost > 0 and damaged, "the lost packets are reported"
+    intact = [i for i, (pts, _) in enumerate(frames) if pts is not None]
+    before = next(i for i in intact if i + 1 >= len(frames) or frames[i + 1][0] != frames[i][0] + frames[i][1])
+    after = next(i for i in intact if i > before)
+    start = float(re.search(r"damaged at ([0-9.]+) s", damaged[0]).group(1))
+    assert (frames[before][0] + frames[before][1]) / 16000 - 0.01 <= start <= frames[after][0] / 16000, damaged[0]
+    silent = speech.samples[int(start * 16000) + 100: frames[after][0] - 16]  # %.2f s: ±80 samples
+    assert not np.any(silent), "the hole is silence"
 
 
 def test_silence_is_allowed_and_logged(audio_nets, source_face, caplog):
