@@ -79,6 +79,28 @@ def test_animate_without_weights_uses_the_environment_folder(animate_root, tmp_p
     assert str(tmp_path / "empty") in err and "searched" in err
 
 
+def test_train_without_weights_uses_the_default_place(animate_root, tmp_path, monkeypatch):
+    """train's --weights may be left out as animate's: the folder is found as animate finds it (each
+    stage's files), and when no place holds them the error names every place searched."""
+    from mimaface_core.cli.train import check_train_args
+
+    parser, _ = _subcommands()
+    data = PACK / "example_media"
+    monkeypatch.setattr(location, "USER_FOLDER", tmp_path / "user")  # not this machine's own weights
+    for stage in ("image", "video"):
+        args = parser.parse_args(["train", "--stage", stage, "--data", str(data), "--out", str(tmp_path / stage),
+                                  "--device", "cpu"])
+        assert args.weights is None
+        monkeypatch.setenv(location.ENV_VAR, str(animate_root))
+        assert check_train_args(args) == "cpu" and args.weights == Path(animate_root), stage
+        args.weights = None
+        monkeypatch.setenv(location.ENV_VAR, str(tmp_path / "empty"))
+        with pytest.raises(MissingWeightFileError) as exc:
+            check_train_args(args)
+        assert f"{stage} mode" in str(exc.value) and str(tmp_path / "empty") in str(exc.value)
+        assert "searched" in str(exc.value)
+
+
 def test_download_offline_message_is_short_then_numbered(tmp_path, monkeypatch, capsys):
     import huggingface_hub
 
@@ -116,8 +138,12 @@ def test_default_crop_keeps_every_face_of_the_example_clip(video_model, caplog):
     from mimaface_core.face.mtcnn import MTCNNDetector
 
     with caplog.at_level(logging.INFO, logger="mimaface_core.motion.extract"):
-        seq = extract_motion(lambda: iter_video_frames(EXAMPLE_DRIVER), MTCNNDetector(), video_model.d3dfr)
+        seen = []
+        seq = extract_motion(lambda: iter_video_frames(EXAMPLE_DRIVER), MTCNNDetector(), video_model.d3dfr,
+                             progress=lambda done, total: seen.append((done, total)))
     assert seq.missing_count == 0, np.flatnonzero(seq.missing)
+    done = [d for d, _ in seen]
+    assert done == sorted(set(done)) and done[-1] == seen[-1][1], "progress goes on counting up to its total"
     assert seq.info["box_mode_requested"] == "auto" and seq.info["box_mode"] in ("first_frame", "tracked")
     assert any("driving crop auto" in r.getMessage() for r in caplog.records)
 

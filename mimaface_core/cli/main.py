@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     down.add_argument("dest", nargs="?", type=Path, default=None, help="destination folder (default: $MIMAFACE_WEIGHTS "
                       "when set, else ComfyUI/models/mimaface/MIMAFace when this pack is in a ComfyUI's custom_nodes, "
-                      "else ~/.cache/mimaface/MIMAFace: where animate and evaluate look without --weights)")
+                      "else ~/.cache/mimaface/MIMAFace: where animate, evaluate and train look without --weights)")
     from .animate import add_parser
     from .evaluate import add_parser as add_evaluate_parser
     from .train import add_parser as add_train_parser

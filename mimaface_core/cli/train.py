@@ -18,8 +18,9 @@ def add_parser(sub) -> None:
                    "single frames; video: motion modules, conv_in and the MIA module on clips (ICA)")
     p.add_argument("--data", required=True, type=Path, help="folder of training videos (any format PyAV reads) or "
                    "folders of frames; one person per video")
-    p.add_argument("--weights", required=True, type=Path, help="the MIMAFace snapshot to start from (or a checkpoint "
-                   "of an earlier run)")
+    p.add_argument("--weights", type=Path, default=None, help="the MIMAFace snapshot to start from (or a checkpoint "
+                   "of an earlier run); default: the weights place animate uses ($MIMAFACE_WEIGHTS, ComfyUI's "
+                   "models/mimaface/MIMAFace, ~/.cache/mimaface/MIMAFace)")
     p.add_argument("--out", required=True, type=Path, help="checkpoints go here, as checkpoint-<step>/ in the "
                    "released layout (load it with --weights)")
     p.add_argument("--steps", type=int, default=1000, help="optimisation steps in all")
@@ -75,6 +76,10 @@ def check_train_args(args) -> str:
     if args.id_loss_weight < 0:
         raise MIMAFaceError(f"--id-loss-weight {args.id_loss_weight}: must be ≥ 0.")
     find_videos(args.data)
+    if args.weights is None:
+        from ..weights.location import find_weights
+
+        args.weights = find_weights("video" if args.stage == "video" and args.motion_file is None else "image")
     if not args.weights.is_dir():
         raise MIMAFaceError(f"--weights: folder not found: {args.weights}")
     layout = ReleasedLayout(args.weights)
