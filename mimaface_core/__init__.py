@@ -15,7 +15,7 @@ from .errors import (
 
 #: The public API (README): name -> module holding it, imported on first use.
 _LAZY = {
-    "load_mimaface": ".weights.loader", "MIMAFaceModel": ".networks.bundle", "BaseCheckpoint": ".weights.base_merge",
+    "load_mimaface": ".weights.loader", "find_weights": ".weights.location", "MIMAFaceModel": ".networks.bundle", "BaseCheckpoint": ".weights.base_merge",
     "AnimateOptions": ".pipeline", "animate": ".pipeline", "iter_animate": ".pipeline",
     "FaceMap": ".group", "plan_faces": ".group", "iter_animate_faces": ".group",
     "TrackingOptions": ".face.tracks", "track_faces": ".face.tracks",

@@ -1,5 +1,5 @@
 """The main job: a source portrait and a driving video (or image, or motion sequence) in, animated
-512x512 frames out, clip by clip (spec §1.3–1.4, §4.2, §6).
+512x512 frames out, clip by clip (docs/SAMPLING.md §1, §3–§9).
 
 Memory and time grow with the number of frames only through the per-frame coefficients and the
 output frames: renders, render latents, contexts and latents exist for the current clip only.
@@ -50,7 +50,8 @@ class AnimateOptions:
         smoothing: Savitzky–Golay window (frames) on the driver's motion (0 = off, released).
         gaze: keyword arguments of ``motion.gaze.gaze_by_method`` (method, strength, smoothing,
             fixed, offset, scale).
-        box_mode: "first_frame" (released) or "tracked".
+        box_mode: "auto" (default: the released "first_frame" box when it keeps the face on every
+            frame, else "tracked"; logged), "first_frame" (released) or "tracked".
         face: "largest" (released) or a face index, for the source and the driver.
         detector: "mtcnn" (released) or "mediapipe" (needs ``models_dir``).
         models_dir: mediapipe's model folder.
@@ -62,7 +63,7 @@ class AnimateOptions:
     expression_scale: float = 1.0
     smoothing: int = 0
     gaze: dict = field(default_factory=dict)
-    box_mode: str = "first_frame"
+    box_mode: str = "auto"
     face: int | str = "largest"
     detector: str = "mtcnn"
     models_dir: str | None = None
@@ -70,12 +71,12 @@ class AnimateOptions:
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """[0, 1] frames → uint8 with the release's truncation ``uint8(255·x)`` (spec §1.5)."""
+    """[0, 1] frames → uint8 with the release's truncation ``uint8(255·x)`` (docs/SAMPLING.md §9)."""
     return (frames.clamp(0, 1) * 255).to(torch.uint8).numpy()
 
 
 def render_source(bfm, blended: torch.Tensor, m256_inv: np.ndarray) -> Callable[[list[int]], torch.Tensor]:
-    """Renders of frames, drawn when asked: indices → (k, 3, 512, 512) in [−1, 1] (spec §2.5–2.7)."""
+    """Renders of frames, drawn when asked: indices → (k, 3, 512, 512) in [−1, 1] (docs/ALIGNMENT.md §9–§11)."""
     def renders(index):
         index = list(index)
         return render_motion(bfm, blended[index], m256_inv[index])[0]

@@ -10,6 +10,7 @@ from mimaface_core.motion.edit import edit_motion
 from mimaface_core.motion.extract import (
     AS_IS_512,
     BOX_MODES,
+    DEFAULT_BOX_MODE,
     extract_crops_motion,
     extract_image_motion,
     extract_motion,
@@ -44,7 +45,9 @@ class ExtractMotion:
         return {"required": {
             "model": (MODEL, {"tooltip": "From Load MIMAFace Model."}),
             "images": ("IMAGE", {"tooltip": "The source photo, a driving image, or the driving video's frames."}),
-            "crop_mode": (list(CROP_MODES), {"default": "first_frame", "tooltip": "first_frame: the released recipe "
+            "crop_mode": (list(CROP_MODES), {"default": DEFAULT_BOX_MODE, "tooltip": "auto: the released "
+                          "first_frame box when the face stays in it on every frame, else tracked (the console says "
+                          "which and why). first_frame: the released recipe "
                           "(the 512 box of the first frame reused for every frame). tracked: a box per frame, "
                           "smoothed (for heads that move a lot). as_is_512: images are already 512x512 face crops "
                           "(the released image-mode driver)."}),

@@ -17,7 +17,7 @@ from PIL import Image, ImageFilter
 from alignment_fixture import entries, media_path, side_file
 from mimaface_core.evaluation.distribution import FIDAccumulator, fid_unavailable
 from mimaface_core.evaluation.face_measures import measure_face
-from mimaface_core.evaluation.pixel_metrics import PSNR_CAP_DB, lpips_unavailable, psnr, ssim
+from mimaface_core.evaluation.pixel_metrics import PSNR_CAP_DB, lpips_unavailable, psnr, ssim, why_unavailable
 from mimaface_core.evaluation.seams import seam_frames, seam_level_ratio, seam_score
 from mimaface_core.morphable.coefficients import ANGLES, EXP, GAZE, TRANSLATION
 from mimaface_core.motion.extract import extract_image_motion
@@ -128,11 +128,31 @@ def test_fid_accumulates_to_the_frechet_distance(crops):
 
 
 def test_missing_standard_weights_are_named(tmp_path, monkeypatch):
+    """With an empty torch.hub folder each metric is skipped, and the reason names what is missing:
+    the weight file and where it goes when the library imports, else the library to install."""
+    import importlib
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    for reason, name in ((lpips_unavailable(), "alexnet-owt-7be5be79.pth"),
-                         (fid_unavailable(), "weights-inception-2015-12-05-6726825d.pth")):
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    inception = "weights-inception-2015-12-05-6726825d.pth"
+    for reason, library, install, name in (
+            (lpips_unavailable(), "torchvision", "torchvision", "alexnet-owt-7be5be79.pth"),
+            (fid_unavailable(), "torch_fidelity", "pip install torch-fidelity", inception)):
         assert reason is not None and "skipped" in reason
-        assert name in reason or "torchvision" in reason or "torch-fidelity" in reason
+        try:
+            importlib.import_module(library)
+        except Exception:  # noqa: BLE001 - as why_unavailable: the library is what is missing
+            assert install in reason and "does not import" in reason, reason
+        else:
+            assert name in reason and str(checkpoints / name) in reason, reason
+    # the file-name branch, whichever libraries this machine has: a library that always imports
+    x = ("X", "json", "json", "", "X's weights", "x-1234.pth", "https://example.org/x-1234.pth")
+    reason = why_unavailable(*x)
+    assert reason == (f"X skipped: X's weights are not on this machine; put x-1234.pth "
+                      f"(https://example.org/x-1234.pth) at {checkpoints / 'x-1234.pth'}.")
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "x-1234.pth").write_bytes(b"")
+    assert why_unavailable(*x) is None
 
 
 def test_seam_frames_and_scores():

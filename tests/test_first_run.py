@@ -143,7 +143,7 @@ def test_default_crop_keeps_every_face_of_the_example_clip(video_model, caplog):
                              progress=lambda done, total: seen.append((done, total)))
     assert seq.missing_count == 0, np.flatnonzero(seq.missing)
     done = [d for d, _ in seen]
-    assert done == sorted(set(done)) and done[-1] == seen[-1][1], "progress goes on counting up to its total"
+    assert done == sorted(set(done)) and done[-1] >= len(seq), "progress keeps counting up (a host's bar never goes back)"
     assert seq.info["box_mode_requested"] == "auto" and seq.info["box_mode"] in ("first_frame", "tracked")
     assert any("driving crop auto" in r.getMessage() for r in caplog.records)
 

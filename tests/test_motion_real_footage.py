@@ -42,8 +42,8 @@ def test_every_frame_of_a_real_clip(video_model, mtcnn, source):
     path = media_path(SHORTEST)
     info = video_info(path)
     seen = []
-    seq = extract_motion(lambda: iter_video_frames(path), mtcnn, video_model.d3dfr, fps=info.fps,
-                         progress=lambda done, total: seen.append(done))
+    seq = extract_motion(lambda: iter_video_frames(path), mtcnn, video_model.d3dfr, box_mode="first_frame",
+                         fps=info.fps, progress=lambda done, total: seen.append(done))
     n = SHORTEST["data"]["source"]["frames_decoded"]
     assert len(seq) == n and seen == list(range(1, n + 1))
     assert seq.coeffs.shape == (n, NUM_COEFFS) and torch.isfinite(seq.coeffs).all()
@@ -62,7 +62,7 @@ def test_frames_without_a_face_are_counted(video_model, mtcnn):
     data = WITH_GAPS["data"]
     indices = data["frame_selection"]["indices"]
     frames = [f for i, f in enumerate(iter_video_frames(media_path(WITH_GAPS), limit=max(indices) + 1)) if i in indices]
-    seq = extract_motion(frames, mtcnn, video_model.d3dfr)
+    seq = extract_motion(frames, mtcnn, video_model.d3dfr, box_mode="first_frame")
     assert len(seq) == len(indices)
     expected_gaps = [k for k, f in enumerate(data["frames"]) if "error" in f and f["stability"]["stable"]]
     expected_faces = [k for k, f in enumerate(data["frames"]) if "error" not in f and f["stability"]["stable"]]
@@ -77,7 +77,7 @@ def test_tracked_box_follows_the_face(video_model, mtcnn):
     data = WITH_GAPS["data"]
     indices = data["frame_selection"]["indices"]
     frames = [f for i, f in enumerate(iter_video_frames(media_path(WITH_GAPS), limit=max(indices) + 1)) if i in indices]
-    first = extract_motion(frames, mtcnn, video_model.d3dfr)
+    first = extract_motion(frames, mtcnn, video_model.d3dfr, box_mode="first_frame")
     tracked = extract_motion(frames, mtcnn, video_model.d3dfr, box_mode="tracked", box_smoothing=5)
     assert tracked.missing_count < first.missing_count
     assert not np.allclose(tracked.m512, tracked.m512[0])

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ..errors import MIMAFaceError
+from .help import DefaultsHelpFormatter
 from .checks import IMAGE_SUFFIXES
 
 #: ``motion.gaze.GAZE_METHODS`` (not imported: ``--help`` loads no torch; a test checks they agree).
@@ -25,7 +26,7 @@ def add_parser(sub) -> None:
     from ..weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
 
     p = sub.add_parser("animate", help="animate a portrait with a driving video, image or sound file",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("--source", required=True, type=Path, help="the portrait to animate (any size; EXIF orientation "
                    "applied)")
     drive = p.add_mutually_exclusive_group()
@@ -33,7 +34,9 @@ def add_parser(sub) -> None:
                        "frames, or one driving image")
     drive.add_argument("--audio", type=Path, help="speech to lip-sync (wav, mp3, m4a, flac, ogg, or a video's sound): "
                        "SadTalker's audio networks turn it into motion at 25 fps")
-    p.add_argument("--weights", required=True, type=Path, help="the released MIMAFace folder (with sd-vae-ft-mse)")
+    p.add_argument("--weights", type=Path, default=None, help="the released MIMAFace folder (with sd-vae-ft-mse); "
+                   "default: the first of $MIMAFACE_WEIGHTS, ComfyUI/models/mimaface/MIMAFace (when this pack is in "
+                   "a ComfyUI's custom_nodes) and ~/.cache/mimaface/MIMAFace that holds the weights")
     p.add_argument("--out", required=True, type=Path, help="output .mp4 (or .png/.jpg for a driving image); written "
                    "under a temporary name and renamed when complete")
     p.add_argument("--vae", type=Path, default=None, help="an SD1.5 VAE file or diffusers folder (default: "
@@ -63,7 +66,8 @@ def add_parser(sub) -> None:
     p.add_argument("--gaze", choices=GAZE_CHOICES, default="per_frame", help="per_frame: each driving frame's gaze "
                    "(released); first_frame / mean: one gaze for every frame (steady eyes); zero: the regressor's "
                    "zero gaze (Gaze Embed's methods)")
-    p.add_argument("--box-mode", choices=("first_frame", "tracked"), default="first_frame", help="first_frame: the "
+    p.add_argument("--box-mode", choices=("auto", "first_frame", "tracked"), default="auto", help="auto (default): "
+                   "first_frame when its box keeps the face on every frame, else tracked (logged); first_frame: the "
                    "512 box of the first frame for every frame (released); tracked: a smoothed box per frame (for "
                    "heads that move a lot)")
     p.add_argument("--detector", choices=("mtcnn", "mediapipe"), default="mtcnn", help="face detector (mtcnn "
@@ -155,6 +159,7 @@ def run(args: argparse.Namespace) -> None:
 
             motion = extract_motion(driving, detector, model.d3dfr, box_mode=args.box_mode, fps=fps,
                                     progress=lambda done, total: bars.frame(done, total or expected))
+            bars.close("motion")
             _report_missing(motion)
             originals = driving()
         motion, options = _keyed(args, checked, model, motion, options, fps)
@@ -238,7 +243,9 @@ def _plan_text(sampling, frames: int, still: bool) -> str:
     if still:
         return f"{sampling.steps} denoising steps"
     clips = plan_clips(frames, sampling.clip_length, sampling.overlap, sampling.skip_unused_clips)
-    return (f"{len(clips)} clip(s) of {sampling.clip_length} frames overlapping by {sampling.overlap}, "
+    if len(clips) == 1:
+        return f"1 clip of {frames} frames, {sampling.steps} steps"
+    return (f"{len(clips)} clips of {sampling.clip_length} frames overlapping by {sampling.overlap}, "
             f"{sampling.steps} steps each ({len(clips) * sampling.steps} steps)")
 
 
@@ -255,7 +262,9 @@ def _animate_options(args, expression_scale: float | None = None):
 
 
 class _Bars:
-    """tqdm bars for motion extraction, audio networks and sampling, closed on exit."""
+    """One tqdm bar per phase (motion extraction, audio networks, sampling), each closed when its
+    phase ends (so its time is the phase's) and the rest on exit. Log lines go through tqdm while
+    the command runs (``cli.main``), so they never share a line with a bar."""
 
     def __init__(self):
         self.bars = {}
@@ -267,22 +276,34 @@ class _Bars:
             self.bars[key] = tqdm(total=total, desc=desc, unit=unit)
         return self.bars[key]
 
+    def _advance(self, key, desc, unit, done, total):
+        bar = self._bar(key, total, desc, unit)
+        if done <= bar.n:  # the phase started again (auto crop falling back to tracked boxes)
+            bar.reset(total)
+        elif total is not None and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
     def frame(self, done, total):
-        self._bar("motion", total, "motion", "frame").update(1)
+        self._advance("motion", "motion", "frame", done, total)
 
     def step(self, done, total):
-        self._bar("sample", total, "sampling", "step").update(1)
+        self._advance("sample", "sampling", "step", done, total)
 
     def audio(self, done, total):
-        bar = self._bar("audio", total, "audio to motion", "step")
-        bar.update(done - bar.n)
+        self._advance("audio", "audio to motion", "step", done, total)
+
+    def close(self, key):
+        bar = self.bars.pop(key, None)
+        if bar is not None:
+            bar.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        for bar in self.bars.values():
-            bar.close()
+        for key in list(self.bars):
+            self.close(key)
 
 
 def _audio_motion_options(args):
@@ -381,8 +402,10 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
         pose_ref = _load_reference(args.ref_pose, detector, model, bars)
         blink_ref = pose_ref if args.ref_blink in (None, args.ref_pose) else \
             _load_reference(args.ref_blink, detector, model, bars)
+        bars.close("motion")
         motion = audio_motion(source.motion(detector.name), speech, nets, options, pose_ref,
                               blink_reference=blink_ref, progress=bars.audio)
+        bars.close("audio")
         options_mia = _animate_options(args, expression_scale=1.0)
         motion, options_mia = _keyed(args, checked, model, motion, options_mia, float(FPS))
 

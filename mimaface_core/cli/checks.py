@@ -50,38 +50,15 @@ def check_ranges(args) -> None:
 
 
 def check_device(device: str | None, dtype_name: str | None):
-    """The torch device and dtype to use, refused early when this machine cannot provide them.
+    """The torch device and dtype to use, refused early when this machine cannot provide them
+    (:func:`mimaface_core.devices.resolve_device` with the options' names).
 
     Returns:
         (device string, torch dtype).
     """
-    import torch
+    from ..devices import resolve_device
 
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError) as exc:
-        raise MIMAFaceError(f"--device {name!r}: not a device name ({exc}); use cpu, cuda, cuda:1 or mps.") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise MIMAFaceError("--device: CUDA is not available on this machine (torch "
-                                f"{torch.__version__}); use --device cpu, or install a CUDA build of torch.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise MIMAFaceError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s).")
-    elif dev.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise MIMAFaceError("--device mps: Apple's MPS is not available here; use --device cpu.")
-    elif dev.type != "cpu":
-        raise MIMAFaceError(f"--device {name}: only cpu, cuda and mps are supported.")
-    if dtype_name is None:
-        dtype = torch.float16 if dev.type == "cuda" else torch.float32
-    else:
-        dtype = getattr(torch, dtype_name)
-        if dev.type == "cpu" and dtype == torch.float16:
-            raise MIMAFaceError("--dtype float16 needs a GPU (half precision is not supported for these networks on "
-                                "the CPU); use --dtype float32 (or bfloat16) with --device cpu.")
-        if dev.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-            raise MIMAFaceError(f"--dtype bfloat16: {torch.cuda.get_device_name(dev)} does not support it; use float16.")
+    dev, dtype = resolve_device(device, dtype_name, device_arg="--device", dtype_arg="--dtype")
     return str(dev), dtype
 
 
@@ -132,7 +109,12 @@ def check_animate_args(args) -> CheckedInputs:
         check_output(args.out, IMAGE_OUTPUTS | VIDEO_OUTPUTS)
     else:
         check_output(args.out, VIDEO_OUTPUTS)
-    check_weights(args.weights, "image" if kind == "image" else "video")
+    mode = "image" if kind == "image" else "video"
+    if args.weights is None:
+        from ..weights.location import find_weights
+
+        args.weights = find_weights(mode)
+    check_weights(args.weights, mode)
     if args.vae is not None and not Path(args.vae).exists():
         raise MIMAFaceError(f"--vae: not found: {args.vae} (an SD1.5 VAE file or a diffusers VAE folder).")
     if args.vae is None and not (Path(args.weights) / "sd-vae-ft-mse").exists():

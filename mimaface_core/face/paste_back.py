@@ -1,8 +1,8 @@
 """Paste-back: the generated 512 crops composited into the original frames they came from.
 
 Each generated frame lives in its frame's 512 crop; ``MotionSequence.frame_to_crop`` gives the
-matrix from original-frame pixels to that crop (the squash of the video recipe included, spec
-§1.3). The crop is warped back with its inverse (bilinear, ``warp.warp_affine``) and blended into
+matrix from original-frame pixels to that crop (the squash of the video recipe included,
+docs/ALIGNMENT.md §6.2). The crop is warped back with its inverse (bilinear, ``warp.warp_affine``) and blended into
 the frame through a feathered square mask warped the same way. Beyond the release (which stops at
 the crops).
 """

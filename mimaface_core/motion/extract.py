@@ -1,14 +1,17 @@
 """Motion extraction: source face and driving frames → aligned crops, D3DFR coefficients and
-identity features (spec §1.3 steps 2–3, §2.1, §3).
+identity features (docs/ALIGNMENT.md §5–§6, docs/WEIGHTS.md §9–§10).
 
 The released driver recipe squashes every frame to 512x512, reuses the 512 box of the first frame
 for every frame and fits a 256 matrix per frame on the crop ("first_frame" box mode). Beyond the
-release: a "tracked" box mode (a box per frame, smoothed over time), a choice of face, and frames
-without a face filled from their neighbours and counted instead of failing.
+release: a "tracked" box mode (a box per frame, smoothed over time), the default "auto" mode (the
+released box while the face stays detectable in it on every frame, else tracked boxes, logged), a
+choice of face, and frames without a face filled from their neighbours and counted instead of
+failing.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -33,14 +36,18 @@ from ..networks.identity_encoder import identity_input
 from .sequence import MotionSequence
 from .smoothing import fill_missing, smooth
 
-BOX_MODES = ("first_frame", "tracked")
+log = logging.getLogger(__name__)
+
+#: "auto" (the default): "first_frame" when its box keeps a face on every frame, else "tracked".
+BOX_MODES = ("auto", "first_frame", "tracked")
+DEFAULT_BOX_MODE = "auto"
 #: ``info["box_mode"]`` of :func:`extract_crops_motion`: every frame is its own 512 crop (no box).
 AS_IS_512 = "as_is_512"
 Progress = Callable[[int, "int | None"], None]
 
 
 def regress_coefficients(d3dfr: torch.nn.Module, crops512: torch.Tensor, m256: torch.Tensor) -> torch.Tensor:
-    """D3DFR on the 256 crops of 512 crops (spec §1.5, §2.1).
+    """D3DFR on the 256 crops of 512 crops (docs/ALIGNMENT.md §4.3, docs/WEIGHTS.md §9).
 
     Args:
         crops512: (B, 3, 512, 512) float in [-1, 1]. m256: (B, 2, 3) 512 → 256 matrices.
@@ -56,13 +63,13 @@ def regress_coefficients(d3dfr: torch.nn.Module, crops512: torch.Tensor, m256: t
 
 @dataclass
 class SourceFace:
-    """The source portrait, aligned and encoded once (spec §1.3 step 2, §3).
+    """The source portrait, aligned and encoded once (docs/ALIGNMENT.md §5, §6.1).
 
     Attributes:
         alignment: boxes, matrices and the uint8 512 crop.
         image512: (1, 3, 512, 512) float32 [-1, 1] crop (``src512``).
         coeffs: (1, 261) float32 D3DFR coefficients.
-        identity: (1, 25088) float32 CurricularFace deep features (§3).
+        identity: (1, 25088) float32 CurricularFace deep features (docs/ALIGNMENT.md §5).
         frame_size: (width, height) of the photo in pixels.
     """
 
@@ -82,7 +89,7 @@ class SourceFace:
 
 
 def source_identity(identity_encoder: torch.nn.Module, src512: torch.Tensor, m256) -> torch.Tensor:
-    """CurricularFace deep features of a source crop through the released chain (spec §3).
+    """CurricularFace deep features of a source crop through the released chain (docs/ALIGNMENT.md §5).
 
     Args:
         src512: (1, 3, 512, 512) float in [-1, 1]. m256: (2, 3) or (1, 2, 3) 512 → 256 matrix
@@ -160,11 +167,96 @@ def _tracked_boxes(frames, detector: FaceDetector, face, smoothing: int) -> np.n
     return np.concatenate([centre - size / 2, centre + size / 2], 1)
 
 
-def extract_motion(frames, detector: FaceDetector, d3dfr: torch.nn.Module, *, box_mode: str = "first_frame",
+class _FaceLeftBox(Exception):
+    """Auto mode: a frame has no face on the first frame's box (its index in ``args[0]``)."""
+
+
+class _Recorded:
+    """A one-shot iterable read once, keeping what was read so it can be read again (auto mode's
+    fallback to tracked boxes on an iterator: the frames are then held in memory)."""
+
+    def __init__(self, frames):
+        self.iterator, self.seen = iter(frames), []
+
+    def __iter__(self):
+        for frame in self.iterator:
+            self.seen.append(frame)
+            yield frame
+
+    def replay(self) -> list:
+        self.seen.extend(self.iterator)
+        return self.seen
+
+
+def extract_motion(frames, detector: FaceDetector, d3dfr: torch.nn.Module, *, box_mode: str = DEFAULT_BOX_MODE,
                    face: int | str = LARGEST, box_smoothing: int = 9, fps: float | None = None,
                    batch_size: int = 8, progress: Progress | None = None,
                    on_crop: Callable[[int, np.ndarray], None] | None = None) -> MotionSequence:
     """Per-frame coefficients and matrices of driving frames, one frame at a time.
+
+    Args:
+        frames: the driving frames, each (H, W, C) uint8 or [0, 1] float (or PIL), all the same
+            size: a sequence or a function returning a fresh iterator (read again by the tracked
+            modes), or a one-shot iterable (``"first_frame"``; with ``"auto"`` it is held in memory
+            if the fallback needs it again; ``"tracked"`` refuses it).
+        box_mode: ``"auto"`` (default): the released ``"first_frame"`` box when the face stays
+            detectable in it on every frame, else ``"tracked"``; the choice and its reason are
+            logged and stored in ``info["box_mode"]`` / ``info["box_mode_reason"]``. The decision
+            is made on the first frame whose crop has no face: from there the frames are read
+            again with tracked boxes (``progress`` keeps counting up: the frames read again are
+            added to its total, so a host's bar never goes back).
+            ``"first_frame"`` (released: the 512 box of the first frame with a face, reused for
+            every frame) or ``"tracked"`` (a box per frame, smoothed over ``box_smoothing``
+            frames; for heads that move a lot).
+        face, box_smoothing, fps, batch_size, progress, on_crop: as :func:`_extract_motion`.
+
+    Returns:
+        A :class:`MotionSequence` (see :func:`_extract_motion`).
+
+    Raises:
+        FaceNotFoundError: no frame has a face. ValueError: frames of different sizes, an
+        unusable image, or an unknown ``box_mode``.
+    """
+    if box_mode not in BOX_MODES:
+        raise ValueError(f"box_mode must be one of {BOX_MODES}, got {box_mode!r}.")
+    kwargs = dict(face=face, box_smoothing=box_smoothing, fps=fps, batch_size=batch_size, progress=progress,
+                  on_crop=on_crop)
+    if box_mode != "auto":
+        return _extract_motion(frames, detector, d3dfr, box_mode=box_mode, **kwargs)
+    reusable = callable(frames) or (hasattr(frames, "__len__") and hasattr(frames, "__getitem__"))
+    recorded = None if reusable else _Recorded(frames)
+    first_pass = [0]
+
+    def first_progress(done, total):
+        first_pass[0] = done
+        progress(done, total)
+
+    def again_progress(done, total):  # counts on from the first pass
+        progress(first_pass[0] + done, None if total is None else first_pass[0] + total)
+
+    try:
+        seq = _extract_motion(frames if reusable else recorded, detector, d3dfr, box_mode="first_frame",
+                              stop_at_missing=True, **{**kwargs, "progress": progress and first_progress})
+    except _FaceLeftBox as left:
+        reason = (f"frame {left.args[0]} has no face on the first frame's box (the head moves out of it), so "
+                  "every frame gets its own tracked box")
+        log.info("driving crop auto: tracked boxes: %s.", reason)
+        seq = _extract_motion(frames if reusable else recorded.replay(), detector, d3dfr, box_mode="tracked",
+                              **{**kwargs, "progress": progress and again_progress})
+    else:
+        reason = f"the first frame's box keeps a face on all {len(seq)} frames"
+        log.info("driving crop auto: the released first-frame box: %s.", reason)
+    seq.info["box_mode_requested"] = "auto"
+    seq.info["box_mode_reason"] = reason
+    return seq
+
+
+def _extract_motion(frames, detector: FaceDetector, d3dfr: torch.nn.Module, *, box_mode: str = "first_frame",
+                   face: int | str = LARGEST, box_smoothing: int = 9, fps: float | None = None,
+                   batch_size: int = 8, progress: Progress | None = None,
+                   on_crop: Callable[[int, np.ndarray], None] | None = None,
+                   stop_at_missing: bool = False) -> MotionSequence:
+    """Per-frame coefficients and matrices of driving frames, one frame at a time, in one box mode.
 
     Args:
         frames: the driving frames, each (H, W, C) uint8 or [0, 1] float (or PIL), all the same
@@ -179,6 +271,8 @@ def extract_motion(frames, detector: FaceDetector, d3dfr: torch.nn.Module, *, bo
         progress: called as ``progress(done, total)`` after each frame (total None when unknown);
             it may raise to cancel.
         on_crop: called with each frame's index and its (512, 512, 3) uint8 crop.
+        stop_at_missing: raise :class:`_FaceLeftBox` at the first frame without a face on its
+            crop (auto mode's test of the first-frame box).
 
     Returns:
         A :class:`MotionSequence`; frames without a face on their crop are filled from their
@@ -215,6 +309,8 @@ def extract_motion(frames, detector: FaceDetector, d3dfr: torch.nn.Module, *, bo
         m512s.append(m512)
         m256s.append(m256 if m256 is not None else np.full((2, 3), np.nan))
         scores.append(score)
+        if m256 is None and stop_at_missing:
+            raise _FaceLeftBox(i)
         if m256 is not None:
             batch.append((i, crop, m256))
             if len(batch) >= batch_size:
@@ -270,8 +366,8 @@ def extract_image_motion(image, detector: FaceDetector, d3dfr: torch.nn.Module, 
 
     Args:
         as_crop: True: the image is already a 512x512 face crop framed like the box crop and is
-            used as is (the release's image-mode driver, spec §1.4); False: detect and box-crop it
-            like a source photo (§1.3 step 2); None: True for 512x512 images, else False.
+            used as is (the release's image-mode driver, docs/ALIGNMENT.md §6.3); False: detect and box-crop it
+            like a source photo (docs/ALIGNMENT.md §6.1); None: True for 512x512 images, else False.
         what: the input's name for error messages.
 
     Raises:

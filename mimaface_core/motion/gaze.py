@@ -1,7 +1,7 @@
-"""Gaze: the released gaze is the D3DFR eye output, coefficients 257:261 (spec §2.2, §2.7).
+"""Gaze: the released gaze is the D3DFR eye output, coefficients 257:261 (docs/ALIGNMENT.md §7, §11).
 
 The four values are the regressor's eye/pupil head, in its own units (two values per eye); the
-MIM embeds them with ``transform_dim_gaze`` (spec §4.2). Overrides here go beyond the release.
+MIM embeds them with ``transform_dim_gaze`` (docs/SAMPLING.md §3). Overrides here go beyond the release.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The denoising loop with classifier-free guidance and the ICA clip loop (spec §6).
+"""The denoising loop with classifier-free guidance and the ICA clip loop (docs/SAMPLING.md §4–§9).
 
-Latents live in the SD latent space scaled by 0.18215 (§1.5) and stay float32 in the scheduler;
+Latents live in the SD latent space scaled by 0.18215 (docs/SAMPLING.md §9) and stay float32 in the scheduler;
 the UNet runs in its own dtype. UNet input channels: 0..3 the noisy latents (scaled by the
-scheduler), 4..7 the render latents, 8..11 the ICA latents, 12 the ICA mask (§5.2, §6.4).
+scheduler), 4..7 the render latents, 8..11 the ICA latents, 12 the ICA mask (docs/WEIGHTS.md §6, docs/SAMPLING.md §5).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ StepCallback = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """Sampler settings; the defaults are the release's (spec §6).
+    """Sampler settings; the defaults are the release's (docs/SAMPLING.md §6–§8).
 
     Attributes:
         steps: denoising steps per clip (25).
@@ -136,7 +136,7 @@ def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor,
         unet: the 2D or video UNet (13 input channels).
         noise: (1, 4, [F,] h, w) unit Gaussian noise (multiplied here by ``init_noise_sigma``).
         condition: (1, 9, [F,] h, w) render latents, ICA latents and mask (channels 4..12).
-        context: (1, 264, 768) appearance context; the unconditional branch uses zeros (§6.2).
+        context: (1, 264, 768) appearance context; the unconditional branch uses zeros (docs/SAMPLING.md §7).
         options: steps, guidance and scheduler.
 
     Returns:
@@ -170,7 +170,7 @@ def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor,
 
 
 def _noise(shape: tuple[int, ...], options: SamplingOptions, generator: torch.Generator | None) -> torch.Tensor:
-    """Released: a fresh CPU generator seeded with ``seed`` for every clip (§6.3)."""
+    """Released: a fresh CPU generator seeded with ``seed`` for every clip (docs/SAMPLING.md §8)."""
     if options.noise == "same" or generator is None:
         generator = torch.Generator("cpu").manual_seed(options.seed)
     return torch.randn(shape, generator=generator)
@@ -180,7 +180,7 @@ def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: t
                  options: SamplingOptions = SamplingOptions(), on_step: StepCallback | None = None,
                  cancel: Callable[[], bool] | None = None, noise: torch.Tensor | None = None,
                  fp32_unet: Float32Copy | None = None, steps: "_Steps | None" = None) -> torch.Tensor:
-    """Image mode (spec §1.4): the 2D UNet, channels 8..12 zero.
+    """Image mode (docs/SAMPLING.md §1): the 2D UNet, channels 8..12 zero.
 
     Args:
         render_latents: (1, 4, h, w) render latents (×0.18215).
@@ -218,7 +218,7 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
                  cancel: Callable[[], bool] | None = None,
                  noise: torch.Tensor | None = None, fp32_unet: Float32Copy | None = None,
                  fp32_inputs: ClipInputs | None = None) -> Iterator[tuple[Clip, torch.Tensor]]:
-    """The ICA clip loop (spec §1.3 steps 4–5, §6.4), one clip at a time.
+    """The ICA clip loop (docs/SAMPLING.md §5), one clip at a time.
 
     Args:
         unet: the video UNet (``is_video_unet``).
