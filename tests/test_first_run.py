@@ -117,7 +117,7 @@ def test_download_offline_message_is_short_then_numbered(tmp_path, monkeypatch, 
 
 def test_api_device_defaults_and_refusals(released_root):
     from mimaface_core import load_mimaface
-    from mimaface_core.devices import resolve_device
+    from mimaface_core.networks.devices import resolve_device
 
     best = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device() == (torch.device(best), torch.float16 if best == "cuda" else torch.float32)

@@ -8,8 +8,10 @@ import logging
 from pathlib import Path
 
 from ..errors import MIMAFaceError
-from .help import DefaultsHelpFormatter
 from .checks import IMAGE_SUFFIXES
+from .help import DefaultsHelpFormatter
+from .options import animate_options, audio_of, even_frame
+from .progress import ProgressBars
 
 #: ``motion.gaze.GAZE_METHODS`` (not imported: ``--help`` loads no torch; a test checks they agree).
 GAZE_CHOICES = ("per_frame", "first_frame", "mean", "zero")
@@ -146,10 +148,10 @@ def run(args: argparse.Namespace) -> None:
     check_keyframes(checked.keyframes, 1 if still else expected, 1.0 if still else fps)
     model = load_mimaface(args.weights, mode="image" if still else "video", device=checked.device,
                           dtype=checked.dtype, vae=args.vae)
-    options = _animate_options(args)
+    options = animate_options(args)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder)
-    with _Bars() as bars:
+    with ProgressBars() as bars:
         if still:
             motion, fps = extract_image_motion(driving_image, detector, model.d3dfr), 1.0
             originals = _repeat(driving_image)
@@ -177,8 +179,8 @@ def run(args: argparse.Namespace) -> None:
                 Image.fromarray(next(frames())).save(tmp)
             written = 1
         else:
-            written = write_video(args.out, (_even(f) for f in frames()), fps,
-                                  audio_from=None if still else _audio_of(args.driving))
+            written = write_video(args.out, (even_frame(f) for f in frames()), fps,
+                                  audio_from=None if still else audio_of(args.driving))
     print(f"wrote {written} frame(s) to {args.out}")
 
 
@@ -186,11 +188,6 @@ def _load_driving_image(path):
     from ..media.images import load_image
 
     return load_image(path, "--driving")
-
-
-def _audio_of(path):
-    """The driver's file for its sound, or None for a folder of frames."""
-    return None if Path(path).is_dir() else path
 
 
 def _repeat(image):
@@ -219,16 +216,6 @@ def _pasted(chunks, originals, motion, feather: int):
         done += k
 
 
-def _even(frame):
-    """H.264 in yuv420p needs even sizes: an odd width or height is padded by one edge pixel."""
-    import numpy as np
-
-    h, w = frame.shape[:2]
-    if h % 2 or w % 2:
-        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    return frame
-
-
 def _report_missing(motion) -> None:
     if motion.missing_count:
         missing = [int(i) for i in motion.missing.nonzero()[0]]
@@ -247,63 +234,6 @@ def _plan_text(sampling, frames: int, still: bool) -> str:
         return f"1 clip of {frames} frames, {sampling.steps} steps"
     return (f"{len(clips)} clips of {sampling.clip_length} frames overlapping by {sampling.overlap}, "
             f"{sampling.steps} steps each ({len(clips) * sampling.steps} steps)")
-
-
-def _animate_options(args, expression_scale: float | None = None):
-    from ..pipeline import AnimateOptions
-    from ..sampling import SamplingOptions
-
-    return AnimateOptions(
-        SamplingOptions(args.steps, args.guidance, args.scheduler, args.seed, args.noise, args.clip_length, args.overlap),
-        args.pose, args.expression_scale if expression_scale is None else expression_scale, args.smoothing,
-        box_mode=args.box_mode, detector=args.detector, models_dir=args.mediapipe_models,
-        rotation=(args.pitch, args.yaw, args.roll),
-        gaze={} if args.gaze == "per_frame" else {"method": args.gaze})
-
-
-class _Bars:
-    """One tqdm bar per phase (motion extraction, audio networks, sampling), each closed when its
-    phase ends (so its time is the phase's) and the rest on exit. Log lines go through tqdm while
-    the command runs (``cli.main``), so they never share a line with a bar."""
-
-    def __init__(self):
-        self.bars = {}
-
-    def _bar(self, key, total, desc, unit):
-        from tqdm import tqdm
-
-        if key not in self.bars:
-            self.bars[key] = tqdm(total=total, desc=desc, unit=unit)
-        return self.bars[key]
-
-    def _advance(self, key, desc, unit, done, total):
-        bar = self._bar(key, total, desc, unit)
-        if done <= bar.n:  # the phase started again (auto crop falling back to tracked boxes)
-            bar.reset(total)
-        elif total is not None and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    def frame(self, done, total):
-        self._advance("motion", "motion", "frame", done, total)
-
-    def step(self, done, total):
-        self._advance("sample", "sampling", "step", done, total)
-
-    def audio(self, done, total):
-        self._advance("audio", "audio to motion", "step", done, total)
-
-    def close(self, key):
-        bar = self.bars.pop(key, None)
-        if bar is not None:
-            bar.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for key in list(self.bars):
-            self.close(key)
 
 
 def _audio_motion_options(args):
@@ -398,7 +328,7 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
     model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder)
-    with _Bars() as bars:
+    with ProgressBars() as bars:
         pose_ref = _load_reference(args.ref_pose, detector, model, bars)
         blink_ref = pose_ref if args.ref_blink in (None, args.ref_pose) else \
             _load_reference(args.ref_blink, detector, model, bars)
@@ -406,7 +336,7 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
         motion = audio_motion(source.motion(detector.name), speech, nets, options, pose_ref,
                               blink_reference=blink_ref, progress=bars.audio)
         bars.close("audio")
-        options_mia = _animate_options(args, expression_scale=1.0)
+        options_mia = animate_options(args, expression_scale=1.0)
         motion, options_mia = _keyed(args, checked, model, motion, options_mia, float(FPS))
 
         log.info("animating %d frame(s): %s", len(motion), _plan_text(options_mia.sampling, len(motion), False))
@@ -418,7 +348,7 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
             for chunk in chunks:
                 yield from to_uint8(chunk)
 
-        written = write_video(args.out, (_even(f) for f in frames()), float(FPS), audio_from=args.audio)
+        written = write_video(args.out, (even_frame(f) for f in frames()), float(FPS), audio_from=args.audio)
     print(f"wrote {written} frame(s) at {FPS} fps to {args.out}")
 
 
@@ -453,9 +383,9 @@ def _run_keyframes_only(args: argparse.Namespace, checked) -> None:
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder)
     motion, options = _keyed(args, checked, model, still_motion(source.motion(detector.name), args.frames, fps),
-                             _animate_options(args), fps)
+                             animate_options(args), fps)
     log.info("animating %d frame(s): %s", len(motion), _plan_text(options.sampling, len(motion), False))
-    with _Bars() as bars:
+    with ProgressBars() as bars:
         def frames():
             chunks = iter_animate(model, source, motion, options, fps=fps, on_step=bars.step)
             if args.paste_back:
@@ -463,5 +393,5 @@ def _run_keyframes_only(args: argparse.Namespace, checked) -> None:
             for chunk in chunks:
                 yield from to_uint8(chunk)
 
-        written = write_video(args.out, (_even(f) for f in frames()), fps)
+        written = write_video(args.out, (even_frame(f) for f in frames()), fps)
     print(f"wrote {written} frame(s) at {fps:g} fps to {args.out}")

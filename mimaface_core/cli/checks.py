@@ -51,12 +51,12 @@ def check_ranges(args) -> None:
 
 def check_device(device: str | None, dtype_name: str | None):
     """The torch device and dtype to use, refused early when this machine cannot provide them
-    (:func:`mimaface_core.devices.resolve_device` with the options' names).
+    (:func:`mimaface_core.networks.devices.resolve_device` with the options' names).
 
     Returns:
         (device string, torch dtype).
     """
-    from ..devices import resolve_device
+    from ..networks.devices import resolve_device
 
     dev, dtype = resolve_device(device, dtype_name, device_arg="--device", dtype_arg="--dtype")
     return str(dev), dtype

@@ -77,7 +77,8 @@ def run_faces(args: argparse.Namespace, checked) -> None:
     from ..media.video_out import write_video
     from ..pipeline import to_uint8
     from ..weights.loader import load_mimaface
-    from .animate import _animate_options, _audio_of, _Bars, _even
+    from .options import animate_options, audio_of, even_frame
+    from .progress import ProgressBars
 
     faces, face_map, _, tracking = check_face_args(args, checked)
     info = video_info(args.driving, "--driving")
@@ -88,8 +89,8 @@ def run_faces(args: argparse.Namespace, checked) -> None:
 
     model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
-    options = _animate_options(args)
-    with _Bars() as bars:
+    options = animate_options(args)
+    with ProgressBars() as bars:
         plan = plan_faces(checked.source, driving, detector, model.d3dfr, model.identity_encoder, faces=faces,
                           face_map=face_map, tracking=tracking, box_mode=args.box_mode, fps=fps,
                           progress=bars.frame)
@@ -106,5 +107,5 @@ def run_faces(args: argparse.Namespace, checked) -> None:
                                             feather=args.feather, fps=fps, on_step=bars.step):
                 yield from to_uint8(chunk.frames)
 
-        written = write_video(args.out, (_even(f) for f in out_frames()), fps, audio_from=_audio_of(args.driving))
+        written = write_video(args.out, (even_frame(f) for f in out_frames()), fps, audio_from=audio_of(args.driving))
     print(f"wrote {written} frame(s) with {len(plan.drivers)} animated face(s) to {args.out}")

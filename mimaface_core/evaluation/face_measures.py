@@ -13,16 +13,10 @@ import numpy as np
 import torch
 
 from ..face.align import LARGEST, choose_face
-from ..face.crops import CROP_512, five_point_matrix
+from ..face.crops import ARCFACE_SIZE, ARCFACE_TEMPLATE_112, CROP_512, five_point_matrix
 from ..media.images import to_signed_tensor
 from ..media.warp import warp_affine
 from ..motion.extract import regress_coefficients
-
-#: The five-point template of ArcFace/CurricularFace 112x112 crops (insightface's ``arcface_dst``,
-#: face.evoLVe's ``get_reference_facial_points(default_square=True)``), pixels, MTCNN order.
-ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                                 [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
-ARCFACE_SIZE = 112
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,11 @@ def invert_affine(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, np.float64)
     inv = np.linalg.inv(m[:, :2])
     return np.hstack([inv, -(inv @ m[:, 2:])])
+
+
+#: The five-point template of ArcFace/CurricularFace 112x112 crops (insightface's ``arcface_dst``,
+#: face.evoLVe's ``get_reference_facial_points(default_square=True)``), pixels, MTCNN order (eyes,
+#: nose, mouth corners). Used for identity embeddings of tracked faces and for CSIM.
+ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                                 [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
+ARCFACE_SIZE = 112

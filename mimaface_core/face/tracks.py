@@ -36,12 +36,9 @@ import torch
 
 from ..media.images import to_rgb_uint8
 from ..media.warp import warp_affine
-from .crops import five_point_matrix
+from .crops import ARCFACE_TEMPLATE_112, five_point_matrix
 from .detection import Detections, FaceDetector
 
-#: ArcFace/CurricularFace 112x112 five-point template (insightface's ``arcface_dst``), pixels.
-ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
-                                 [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
 _BLOCKED = 1e6
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from ..devices import resolve_device
 from ..errors import MissingWeightFileError
 from ..morphable.bfm import load_bfm09
 from ..networks.bundle import MIMAFaceModel
+from ..networks.devices import resolve_device
 from ..networks.operations import apply_operations
 from .base_merge import BaseCheckpoint, merge_base_checkpoint
 from .components import (
@@ -41,7 +41,7 @@ def load_mimaface(
         mode: "video" (default) or "image".
         device, dtype: for the UNet, CLIP, MIM and VAE; the D3DFR, CurricularFace and BFM stay
             float32. None (default): the best available, as the command line chooses (CUDA in
-            float16, else the CPU in float32; :func:`mimaface_core.devices.resolve_device`).
+            float16, else the CPU in float32; :func:`mimaface_core.networks.devices.resolve_device`).
         vae: a VAE folder or single file; ``None`` uses ``<root>/sd-vae-ft-mse`` when present,
             else ``model.vae`` is ``None``.
         base: optional custom SD1.5 base checkpoint and merge mode.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import MIMAFaceError
+from ..errors import MIMAFaceError
 
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
