@@ -40,6 +40,10 @@ def resolve_device(device=None, dtype=None, *, device_arg: str = "device=", dtyp
             argument and what to use instead.
     """
     name = str(device) if device is not None else best_device()
+
+    def use(value: str) -> str:  # the suggestion in the caller's own syntax: "--device cpu" / "device='cpu'"
+        return f"{device_arg} {value}" if device_arg.startswith("-") else f"{device_arg.rstrip('=')}={value!r}"
+
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError) as exc:
@@ -47,14 +51,14 @@ def resolve_device(device=None, dtype=None, *, device_arg: str = "device=", dtyp
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise MIMAFaceError(f"{device_arg} {name!r}: CUDA is not available on this machine (torch "
-                                f"{torch.__version__}); use cpu (or leave it out: the best device is chosen), or "
+                                f"{torch.__version__}); use {use('cpu')} (or leave it out: the best device is chosen), or "
                                 "install a CUDA build of torch.")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise MIMAFaceError(f"{device_arg} {name}: this machine has {torch.cuda.device_count()} CUDA device(s).")
     elif dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if not (mps is not None and mps.is_available()):
-            raise MIMAFaceError(f"{device_arg} mps: Apple's MPS is not available here; use cpu.")
+            raise MIMAFaceError(f"{device_arg} mps: Apple's MPS is not available here; use {use('cpu')}.")
     elif dev.type != "cpu":
         raise MIMAFaceError(f"{device_arg} {name}: only cpu, cuda and mps are supported.")
     if dtype is None:
