@@ -310,4 +310,4 @@ def test_reports_missing_faces_and_the_plan(audio_root, tmp_path, caplog):
         assert main(["animate", *map(str, _base(audio_root, tmp_path, **{"--driving": folder})), *QUICK]) == 0
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "1 of 4 driving frames had no face" in text and "frames 2)" in text
-    assert "clip(s) of 2 frames overlapping by 1" in text
+    assert "3 clips of 2 frames overlapping by 1" in text
