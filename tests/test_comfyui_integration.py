@@ -334,6 +334,10 @@ def _api(server, name: str, **sampler) -> dict:
             node["inputs"].update({**FAST, **sampler})
         if node["class_type"] == "MIMAFaceAudioToMotion":
             node["inputs"]["frame_limit"] = 2
+        if node["class_type"] == "MIMAFaceExpressionKeyframes":
+            # the shipped track spans the example speech (3 s); here the speech is cut to 2 frames, so a
+            # track of the same kind (a smile, a blink) inside them, and a still held for 2 frames
+            node["inputs"].update(keyframes="0: smile=0, blink=0\n1 smooth: smile=0.8, blink=1\n", frames=2)
     for nid in [k for k, v in api.items() if v["class_type"] in ("CheckpointLoaderSimple", "LoraLoaderModelOnly")]:
         # ComfyUI's checkpoint loader only recognises full-width SD1.5 UNets, which cannot merge with the
         # tiny MIMAFace weights: here the same checkpoint goes in as a file; the MODEL + LoRA wire is
