@@ -2,7 +2,7 @@
 workflow queued, and checks inside ComfyUI's own process.
 
 Which installs: ``COMFYUI_DIR`` and ``COMFYUI_DIRS`` (a list separated by ``os.pathsep``, e.g.
-``/tmp/comfyui-0.3.64:/tmp/comfyui-0.33``) together name installed ComfyUIs, each with its venv at
+``/path/to/ComfyUI-0.3.64:/path/to/ComfyUI-0.33``) together name installed ComfyUIs, each with its venv at
 ``<dir>/.venv`` and this pack's requirements (as the project's ComfyUI ``setup.sh`` makes them).
 Each install's version comes from its ``comfyui_version.py`` and shows in the test ids
 (``[comfyui-0.33.0-...]``). Without any, the module is skipped; under ``CI=true`` that is an error,
