@@ -45,19 +45,10 @@ def two_people_frames(n: int = 16, blank: tuple[int, int] | None = None, side: i
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 12.5) -> Path:
-    from fractions import Fraction
+    """H.264 at crf 18 through the pack's own writer (``media.video_out.write_video``)."""
+    from mimaface_core.media.video_out import write_video as write
 
-    import av
-
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        s.options = {"crf": "18"}
-        for f in frames:
-            for packet in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode():
-            c.mux(packet)
+    write(path, frames, fps)
     return path
 
 

@@ -150,24 +150,16 @@ def test_default_crop_keeps_every_face_of_the_example_clip(video_model, caplog):
 
 def test_evaluate_landmarks_are_stable_on_a_crf12_copy(released_root, tmp_path):
     """A near-lossless re-encode of real footage: LMD under 2 px on every frame."""
-    import av
 
     from mimaface_core.evaluation.evaluate import EvaluationOptions, evaluate_frames
     from mimaface_core.evaluation.face_measures import load_estimators
     from mimaface_core.media.video_in import iter_video_frames
+    from mimaface_core.media.video_out import write_video
 
     n = 8
     frames = list(iter_video_frames(EXAMPLE_DRIVER, limit=n))
     copy = tmp_path / "crf12.mp4"
-    with av.open(str(copy), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-        stream.options = {"crf": "12"}
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    write_video(copy, frames, 25, crf=12)
     result = evaluate_frames(lambda: iter_video_frames(copy), lambda: iter_video_frames(EXAMPLE_DRIVER, limit=n),
                              load_estimators(released_root), options=EvaluationOptions(lpips=False, fid=False))
     lmd = result.metrics["lmd"].per_frame
