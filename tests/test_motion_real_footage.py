@@ -96,15 +96,17 @@ def _crop_centre(m512: np.ndarray) -> np.ndarray:
     return np.linalg.solve(m512[:2, :2], np.array([256.0, 256.0]) - m512[:2, 2])
 
 
-def _panned(frames) -> tuple[list[np.ndarray], list[int], float]:
+def _panned(frames, blanked) -> tuple[list[np.ndarray], list[int], float]:
     """The frames squashed to 512 as the release does, shrunk and placed on a 512x512 grey canvas,
-    panned right step by step by the release's first-frame box width in all:
-    (canvases, x offsets, box width on the canvas)."""
+    panned right step by step up to the blanked run, by the release's first-frame box width in
+    all, and still from there on: (canvases, x offsets, box width on the canvas). (The tracked box
+    re-finds a face after a gap by its overlap with the last box, so the face is still across it.)"""
     (x0, _), _, (x1, _), _ = FACES["data"]["frame0_box_square_pts4"]  # in the squashed 512 frame
     box = abs(x1 - x0)
     side = int(round(512 * 512 / (512 + box)))  # shrunk so that a pan of one box fits
     pan, top = 512 - side, (512 - side) // 2
-    offsets = [round(k * pan / (len(frames) - 1)) for k in range(len(frames))]
+    last = max(1, blanked[0] - 1)
+    offsets = [round(min(k, last) * pan / last) for k in range(len(frames))]
     panned = []
     for frame, off in zip(frames, offsets):
         canvas = np.full((512, 512, 3), 128, np.uint8)
@@ -118,7 +120,7 @@ def test_tracked_box_follows_the_face(video_model, mtcnn):
     """The clip's face frames (with a blanked run) panned step by step by the face box: the
     first-frame box loses the face, the tracked box follows it across the gap and the pan."""
     frames, blanked = _frames_with_a_gap(count=12)
-    panned, offsets, box = _panned(frames)
+    panned, offsets, box = _panned(frames, blanked)
     first = extract_motion(panned, mtcnn, video_model.d3dfr, box_mode="first_frame")
     tracked = extract_motion(panned, mtcnn, video_model.d3dfr, box_mode="tracked", box_smoothing=5)
     assert all(first.missing[blanked]) and all(tracked.missing[blanked])
