@@ -38,7 +38,8 @@ def main():
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        ot.write_released_layout(root)
+        for name, found in ot.write_released_layout(root).items():
+            print(f"{name:22s} recipe {ot.FAMILY.check_recipe(name, found)} matches")
         video, image = load_mimaface(root, "video"), load_mimaface(root, "image")
     ctx = lambda c: torch.cat([torch.zeros_like(c), c])  # noqa: E731
     report("unet3d", "noise_pred", predict_noise(video.denoiser, ot.inp("unet3d", "sample"), ot.inp("unet3d", "timestep"), ctx(ot.inp("unet3d", "context_cond"))))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fixture_families import AUDIO2COEFF as FAMILY
-from fixture_families import fingerprint  # noqa: F401
+from fixture_families import check_recipe_print, fingerprint, recipe_print  # noqa: F401
 
 fixture_dir = FAMILY.folder
 cases = FAMILY.cases

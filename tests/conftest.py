@@ -15,7 +15,8 @@ import official_tiny
 
 @pytest.fixture(scope="session")
 def released(tmp_path_factory):
-    """(root, fingerprints) of the regenerated released snapshot (about 1 GB, written once)."""
+    """(root, {component: fixture_families.recipe_print}) of the regenerated released snapshot (about 1 GB,
+    written once; test_weight_recipe_fingerprints checks the prints)."""
     root = tmp_path_factory.mktemp("released")
     prints = official_tiny.write_released_layout(root)
     return root, prints

@@ -7,7 +7,7 @@ the shared fixture). Every shape, size and parameter is read from the folder; se
 from __future__ import annotations
 
 from fixture_families import OFFICIAL_TINY as FAMILY
-from fixture_families import clone_layout, fingerprint, regenerate, write_component  # noqa: F401
+from fixture_families import check_recipe_print, clone_layout, fingerprint, recipe_print, regenerate, write_component  # noqa: F401
 
 fixture_dir = FAMILY.folder
 cases = FAMILY.cases

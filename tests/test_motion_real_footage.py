@@ -13,6 +13,7 @@ from PIL import Image
 
 from alignment_fixture import entries, media_path
 from mimaface_core.errors import FaceNotFoundError
+from mimaface_core.media.images import squash_to_512
 from mimaface_core.media.video_in import iter_video_frames, video_info
 from mimaface_core.morphable.coefficients import NUM_COEFFS
 from mimaface_core.motion.extract import encode_source, extract_image_motion, extract_motion
@@ -22,8 +23,30 @@ from mimaface_core.motion.retarget import retarget
 PHOTO = entries("photo")[0]
 VIDEOS = entries("video")
 SHORTEST = min(VIDEOS, key=lambda e: e["data"]["source"]["frames_decoded"])
-# the clip whose recorded frames include crops where the release finds no face
-WITH_GAPS = max(VIDEOS, key=lambda e: sum("error" in f and f["stability"]["stable"] for f in e["data"]["frames"]))
+
+
+def _face_indices(entry) -> list[int]:
+    """Recorded frames of a clip where the release finds a (stable) face on the first-frame crop."""
+    return [f["index"] for f in entry["data"]["frames"] if "error" not in f and f["stability"]["stable"]]
+
+
+# the clip with the most recorded face frames; the gaps and the motion are made by the tests
+FACES = max(VIDEOS, key=lambda e: len(_face_indices(e)))
+#: how many of its face frames the tests use
+FACE_FRAMES = 8
+
+
+def _frames_with_a_gap(entry=FACES, count=FACE_FRAMES) -> tuple[list[np.ndarray], list[int]]:
+    """Up to ``count`` recorded face frames of a clip, with a run of them in the middle blanked (one
+    flat colour, the frame's mean): (frames, blanked positions)."""
+    wanted = _face_indices(entry)[:count]
+    assert len(wanted) >= 4, f"{entry['json']}: fewer than 4 recorded frames with a face"
+    frames = [f for i, f in enumerate(iter_video_frames(media_path(entry), limit=max(wanted) + 1)) if i in wanted]
+    start = len(frames) // 3
+    blanked = list(range(start, start + max(1, len(frames) // 4)))
+    for k in blanked:
+        frames[k] = np.full_like(frames[k], frames[k].reshape(-1, 3).mean(0).astype(np.uint8))
+    return frames, blanked
 
 
 @pytest.fixture(scope="module")
@@ -59,28 +82,55 @@ def test_every_frame_of_a_real_clip(video_model, mtcnn, source):
 
 
 def test_frames_without_a_face_are_counted(video_model, mtcnn):
-    data = WITH_GAPS["data"]
-    indices = data["frame_selection"]["indices"]
-    frames = [f for i, f in enumerate(iter_video_frames(media_path(WITH_GAPS), limit=max(indices) + 1)) if i in indices]
+    frames, blanked = _frames_with_a_gap()
     seq = extract_motion(frames, mtcnn, video_model.d3dfr, box_mode="first_frame")
-    assert len(seq) == len(indices)
-    expected_gaps = [k for k, f in enumerate(data["frames"]) if "error" in f and f["stability"]["stable"]]
-    expected_faces = [k for k, f in enumerate(data["frames"]) if "error" not in f and f["stability"]["stable"]]
-    assert expected_gaps and all(seq.missing[k] for k in expected_gaps)
-    assert not any(seq.missing[k] for k in expected_faces)
-    assert seq.missing_count == int(seq.missing.sum()) >= len(expected_gaps)
+    assert len(seq) == len(frames)
+    assert np.flatnonzero(seq.missing).tolist() == blanked  # the release finds a face on every other one
+    assert seq.missing_count == int(seq.missing.sum()) == len(blanked)
     assert torch.isfinite(seq.coeffs).all() and np.isfinite(seq.m256_inv).all()
-    assert np.all(seq.scores[seq.missing] == 0)
+    assert np.all(seq.scores[seq.missing] == 0) and np.all(seq.scores[~seq.missing] > 0)
+
+
+def _crop_centre(m512: np.ndarray) -> np.ndarray:
+    """The input point a 512 box-crop matrix maps to the crop centre."""
+    return np.linalg.solve(m512[:2, :2], np.array([256.0, 256.0]) - m512[:2, 2])
+
+
+def _panned(frames, blanked) -> tuple[list[np.ndarray], list[int], float]:
+    """The frames squashed to 512 as the release does, shrunk and placed on a 512x512 grey canvas,
+    panned right step by step up to the blanked run, by the release's first-frame box width in
+    all, and still from there on: (canvases, x offsets, box width on the canvas). (The tracked box
+    re-finds a face after a gap by its overlap with the last box, so the face is still across it.)"""
+    (x0, _), _, (x1, _), _ = FACES["data"]["frame0_box_square_pts4"]  # in the squashed 512 frame
+    box = abs(x1 - x0)
+    side = int(round(512 * 512 / (512 + box)))  # shrunk so that a pan of one box fits
+    pan, top = 512 - side, (512 - side) // 2
+    last = max(1, blanked[0] - 1)
+    offsets = [round(min(k, last) * pan / last) for k in range(len(frames))]
+    panned = []
+    for frame, off in zip(frames, offsets):
+        canvas = np.full((512, 512, 3), 128, np.uint8)
+        canvas[top:top + side, off:off + side] = np.asarray(
+            Image.fromarray(squash_to_512(frame)).resize((side, side), Image.BICUBIC))
+        panned.append(canvas)
+    return panned, offsets, box * side / 512
 
 
 def test_tracked_box_follows_the_face(video_model, mtcnn):
-    data = WITH_GAPS["data"]
-    indices = data["frame_selection"]["indices"]
-    frames = [f for i, f in enumerate(iter_video_frames(media_path(WITH_GAPS), limit=max(indices) + 1)) if i in indices]
-    first = extract_motion(frames, mtcnn, video_model.d3dfr, box_mode="first_frame")
-    tracked = extract_motion(frames, mtcnn, video_model.d3dfr, box_mode="tracked", box_smoothing=5)
+    """The clip's face frames (with a blanked run) panned step by step by the face box: the
+    first-frame box loses the face, the tracked box follows it across the gap and the pan."""
+    frames, blanked = _frames_with_a_gap(count=12)
+    panned, offsets, box = _panned(frames, blanked)
+    first = extract_motion(panned, mtcnn, video_model.d3dfr, box_mode="first_frame")
+    tracked = extract_motion(panned, mtcnn, video_model.d3dfr, box_mode="tracked", box_smoothing=5)
+    assert all(first.missing[blanked]) and all(tracked.missing[blanked])
+    assert first.missing[-1], "the face left the first-frame box"
     assert tracked.missing_count < first.missing_count
     assert not np.allclose(tracked.m512, tracked.m512[0])
+    # the tracked crop centre moves with the pan: its offset from the face's own motion stays small
+    faces = [k for k in range(len(frames)) if k not in blanked]
+    drift = np.array([_crop_centre(tracked.m512[k])[0] - offsets[k] for k in faces])
+    assert np.ptp(drift) < box / 2, drift
 
 
 def test_driving_image_and_source_errors(video_model, mtcnn):

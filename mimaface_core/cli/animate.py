@@ -150,10 +150,10 @@ def run(args: argparse.Namespace) -> None:
                           dtype=checked.dtype, vae=args.vae)
     options = animate_options(args)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
-    source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder)
+    source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder, what=f"--source {args.source}")
     with ProgressBars() as bars:
         if still:
-            motion, fps = extract_image_motion(driving_image, detector, model.d3dfr), 1.0
+            motion, fps = extract_image_motion(driving_image, detector, model.d3dfr, what=f"--driving {args.driving}"), 1.0
             originals = _repeat(driving_image)
         else:
             def driving():
@@ -327,7 +327,7 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
     nets = load_audio_networks(weights_path, device=checked.device)
     model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
-    source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder)
+    source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder, what=f"--source {args.source}")
     with ProgressBars() as bars:
         pose_ref = _load_reference(args.ref_pose, detector, model, bars)
         blink_ref = pose_ref if args.ref_blink in (None, args.ref_pose) else \
@@ -381,7 +381,7 @@ def _run_keyframes_only(args: argparse.Namespace, checked) -> None:
     fps = float(args.fps or DEFAULT_FPS)
     model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
-    source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder)
+    source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder, what=f"--source {args.source}")
     motion, options = _keyed(args, checked, model, still_motion(source.motion(detector.name), args.frames, fps),
                              animate_options(args), fps)
     log.info("animating %d frame(s): %s", len(motion), _plan_text(options.sampling, len(motion), False))

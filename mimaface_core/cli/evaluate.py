@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> None:
                                 lpips=not args.no_lpips, fid=not args.no_fid)
     with tqdm(total=driving.count, desc="evaluate", unit="frame") as bar:
         result = evaluate_frames(generated.frames, driving.frames, estimators, source, options,
-                                 num_frames=driving.count, progress=lambda done, total: bar.update(done - bar.n))
+                                 num_frames=driving.count, progress=lambda done, total: bar.update(done - bar.n),
+                                 source_what=f"--source {args.source}")
     print(result.table())
     if args.json is not None:
         result.write_json(args.json)

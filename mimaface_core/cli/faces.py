@@ -59,7 +59,7 @@ def check_face_args(args, checked):
     if getattr(args, "driving", None) is None or checked.driver_kind == "image":
         raise MIMAFaceError("--faces/--face-map: several faces need a driving video (--driving), not an image.")
     detector = make_detector(args.detector, models_dir=args.mediapipe_models)
-    boxes = source_face_boxes(checked.source, detector, "--source")
+    boxes = source_face_boxes(checked.source, detector, f"--source {args.source}")
     if faces is not None and faces[-1] >= len(boxes):
         raise MIMAFaceError(f"--faces: face {faces[-1]} does not exist; the source has {len(boxes)} face(s) "
                             f"(0..{len(boxes) - 1}, left to right).")

@@ -165,7 +165,7 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
                     options: EvaluationOptions = EvaluationOptions(), *, num_frames: int | None = None,
                     progress: Progress | None = None,
                     on_crops: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
-                    metrics: dict | None = None) -> EvaluationResult:
+                    metrics: dict | None = None, source_what: str = "source") -> EvaluationResult:
     """Every metric between a generated clip and its driving clip (and the source photo).
 
     Args:
@@ -181,6 +181,7 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
             crops (e.g. to pool FID over many clips, as the benchmark protocol does).
         metrics: the LPIPS/FID modules of :func:`metric_networks`, built once and kept by the
             caller (e.g. under ComfyUI's model manager); None: built here when needed.
+        source_what: the source's name for error messages (the CLI passes ``--source <its path>``).
 
     Returns:
         An :class:`EvaluationResult`: per-frame PSNR, SSIM, LPIPS (same-identity), Exp, Pose, Gaze,
@@ -223,7 +224,7 @@ def evaluate_frames(generated: Frames, driving: Frames, estimators: Estimators, 
         results["fid"].skipped = "FID skipped on request."
     src = None
     if source is not None:
-        src = source_measure(source, estimators, options.face)
+        src = source_measure(source, estimators, options.face, source_what)
     else:
         results["csim"].skipped = "CSIM skipped: no source photo given."
 

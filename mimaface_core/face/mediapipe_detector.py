@@ -18,8 +18,6 @@ overwrites the headless ``cv2`` and needs libGL.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import urllib.request
 import weakref
 from pathlib import Path
@@ -146,18 +144,13 @@ class MediaPipeDetector:
         return None
 
     def _download(self, name: str) -> Path:
+        from ..media.outputs import atomic_output
+
         dest = self.models_dir / name
-        tmp = None
         try:
-            self.models_dir.mkdir(parents=True, exist_ok=True)
-            with urllib.request.urlopen(MODEL_URLS[name], timeout=60) as resp:
-                fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".part", dir=self.models_dir)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(resp.read())
-            os.replace(tmp, dest)
+            with urllib.request.urlopen(MODEL_URLS[name], timeout=60) as resp, atomic_output(dest) as tmp:
+                tmp.write_bytes(resp.read())
         except OSError as exc:
-            if tmp is not None and os.path.exists(tmp):
-                os.remove(tmp)
             raise MIMAFaceError(
                 f"Could not download the MediaPipe model {name} ({exc}). Download it from "
                 f"{MODEL_URLS[name]} and put it in {self.models_dir}."

@@ -105,19 +105,20 @@ def source_identity(identity_encoder: torch.nn.Module, src512: torch.Tensor, m25
 
 
 def encode_source(image, detector: FaceDetector, d3dfr: torch.nn.Module, identity_encoder: torch.nn.Module,
-                  face: int | str = LARGEST) -> SourceFace:
+                  face: int | str = LARGEST, what: str = "source image") -> SourceFace:
     """Align the source photo and compute its coefficients and identity feature.
 
     Args:
         image: the photo at its original size (PIL image, (H, W, C) uint8 or [0, 1] float array).
         face: "largest" or a face index (largest first).
+        what: the input's name for error messages (the CLI passes ``--source <its path>``).
 
     Raises:
         FaceNotFoundError: no face in the source image (the message names it).
         ValueError: the image has an unusable shape.
     """
-    rgb = to_rgb_uint8(image, "source image")
-    aligned = align_source(detector, rgb, face, "source image")
+    rgb = to_rgb_uint8(image, what)
+    aligned = align_source(detector, rgb, face, what)
     src512 = to_signed_tensor(aligned.crop512)
     m256 = torch.from_numpy(aligned.m256).float()[None]
     coeffs = regress_coefficients(d3dfr, src512, m256)

@@ -21,11 +21,11 @@ import json
 import os
 import re
 import shutil
-import uuid
 from pathlib import Path
 
 import torch
 
+from ..media.outputs import atomic_output
 from .models import TrainModels
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -92,8 +92,7 @@ def write_checkpoint(models: TrainModels, snapshot: str | Path, out_dir: str | P
     snapshot, out_dir = Path(snapshot), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"checkpoint-{step:06d}"
-    tmp = out_dir / f".checkpoint-{step:06d}.{uuid.uuid4().hex[:8]}.partial"
-    try:
+    with atomic_output(final) as tmp:  # a hidden .checkpoint-<step>.<id>.partial folder until complete
         _link_snapshot(snapshot, tmp, _replaced(models.stage))
         src = ReleasedLayout(snapshot)
         if models.stage == "image":
@@ -117,12 +116,6 @@ def write_checkpoint(models: TrainModels, snapshot: str | Path, out_dir: str | P
         save_file(_state(models.clip), str(clip_dir / "model.safetensors"), metadata={"format": "pt"})
         torch.save(trainer_state, tmp / "trainer_state.pt")
         (tmp / "training.json").write_text(json.dumps(info, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return final
 
 

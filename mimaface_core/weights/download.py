@@ -120,18 +120,14 @@ def download_weights(dest: str | Path, log: Callable[[str], None] = print) -> Pa
 def download_url(url: str, target: Path, timeout: float = 10.0) -> Path:
     """Fetch ``url`` into ``target`` through a ``.partial`` file renamed on success (an existing
     target is kept). Raises OSError (urllib's errors) when the network or the file is unavailable."""
-    import os
     import shutil
     import urllib.request
 
+    from ..media.outputs import atomic_output
+
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as fh:
+    with urllib.request.urlopen(url, timeout=timeout) as response, atomic_output(target) as partial:
+        with open(partial, "wb") as fh:
             shutil.copyfileobj(response, fh, 1 << 20)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
     return target

@@ -125,6 +125,9 @@ def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch
 
 
 def write_safetensors(state: dict[str, torch.Tensor], path: str | Path) -> None:
-    """Write a state dict as safetensors (contiguous copies, metadata ``{"format": "pt"}``)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(path), metadata={"format": "pt"})
+    """Write a state dict as safetensors (contiguous copies, metadata ``{"format": "pt"}``), atomically
+    and with the umask's mode (``media.outputs.atomic_output``)."""
+    from ..media.outputs import atomic_output
+
+    with atomic_output(path) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
