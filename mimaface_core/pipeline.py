@@ -69,6 +69,16 @@ class AnimateOptions:
     models_dir: str | None = None
     rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
+    def __post_init__(self):
+        """Raises ``ranges.ValueRangeError`` (a MIMAFaceError and ValueError) for an expression
+        scale, smoothing window or rotation outside ``ranges.OPTION_RANGES``' limits, before any
+        model runs (a warning beyond the plausible range); ``sampling`` checked itself."""
+        from .ranges import check_options
+
+        pitch, yaw, roll = self.rotation
+        check_options({"expression_scale": self.expression_scale, "smoothing": self.smoothing, "pitch": pitch,
+                       "yaw": yaw, "roll": roll}, "animate options")
+
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """[0, 1] frames → uint8 with the release's truncation ``uint8(255·x)`` (docs/SAMPLING.md §9)."""

@@ -4,10 +4,12 @@ on a motion, animated over time or set once (mimaface_core.morphable.controls, m
 from __future__ import annotations
 
 from mimaface_core.morphable.controls import (
+    CONTROL_RANGES,
     EXPRESSION_CONTROLS,
     GAZE_CONTROLS,
     HEAD_CONTROLS,
     UNITS_TEXT,
+    check_control_values,
     controls_for,
 )
 from mimaface_core.motion.keyframes import DEFAULT_FPS, keyframe_motion, parse_keyframes, still_motion
@@ -83,21 +85,24 @@ class ExpressionControls:
             "model": (MODEL, {"tooltip": "From Load MIMAFace Model (its BFM defines the controls)."}),
             "motion": (MOTION, {"tooltip": "A motion (a photo's one-frame motion, or any driving motion)."}),
         }
+        def slider(name, step, tooltip):  # the limits of the core's range; beyond the plausible range: a warning
+            low, high = CONTROL_RANGES[name].hard
+            return ("FLOAT", {"default": 0.0, "min": low, "max": high, "step": step,
+                              "tooltip": f"{tooltip} Plausible: {CONTROL_RANGES[name].text()}."})
+
         for name in EXPRESSION_CONTROLS:
-            required[name] = ("FLOAT", {"default": 0.0, "min": -2.0, "max": 3.0, "step": 0.05,
-                                        "tooltip": f"{name}: 1 = {UNITS_TEXT[name]} (see the README)."})
+            required[name] = slider(name, 0.05, f"{name}: 1 = {UNITS_TEXT[name]} (see the README).")
         for name in HEAD_CONTROLS:
-            required[name] = ("FLOAT", {"default": 0.0, "min": -45.0, "max": 45.0, "step": 0.5,
-                                        "tooltip": f"{name}, degrees added to the head rotation."})
+            required[name] = slider(name, 0.5, f"{name}, degrees added to the head rotation.")
         for name in GAZE_CONTROLS:
-            required[name] = ("FLOAT", {"default": 0.0, "min": -2.0, "max": 2.0, "step": 0.01,
-                                        "tooltip": f"{name}, in the gaze coefficients' units."})
+            required[name] = slider(name, 0.01, f"{name}, in the gaze coefficients' units.")
         return {"required": required}
 
     def apply(self, model, motion, mouth_open, smile, blink, blink_left, blink_right, brow_raise, brow_frown, pucker,
               jaw_left, jaw_right, pitch, yaw, roll, gaze_left, gaze_right, gaze_up, gaze_down):
         given = dict(locals())
         values = {k: float(given[k]) for k in EXPRESSION_CONTROLS + HEAD_CONTROLS + tuple(GAZE_CONTROLS) if given[k]}
+        check_control_values(values, "Expression Controls")  # before the model is touched
         if not values:
             return (motion,)
         with model.use("bfm") as m:

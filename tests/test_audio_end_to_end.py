@@ -305,7 +305,7 @@ def test_missing_weights_and_bad_options_fail_before_models(audio_root, tmp_path
     err = _cli_error(TALKING, audio_root, tmp_path, capsys, "--audio-weights", str(tmp_path / "none.safetensors"))
     assert "--audio-weights" in err and "none.safetensors" in err and "SadTalker" in err
     err = _cli_error(TALKING, audio_root, tmp_path, capsys, "--pose-style", str(NUM_POSE_STYLES))
-    assert "--pose-style" in err and f"between 0 and {NUM_POSE_STYLES - 1}" in err
+    assert "--pose-style" in err and f"0..{NUM_POSE_STYLES - 1}" in err
     err = _cli_error(TALKING, audio_root, tmp_path, capsys, "--blink", "reference")
     assert "--ref-blink" in err
     err = _cli_error(TALKING, audio_root, tmp_path, capsys, "--stride", "2")

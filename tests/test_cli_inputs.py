@@ -216,12 +216,12 @@ def test_gif_and_frame_folder_drive(audio_root, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,names,phrase", [
-    (["--stride", "0"], ("--stride",), "at least 1"),
-    (["--limit", "0"], ("--limit",), "at least 1"),
-    (["--steps", "0"], ("--steps",), "between 1"),
-    (["--clip-length", "40"], ("--clip-length",), "between 2 and 32"),
+    (["--stride", "0"], ("--stride=0",), "outside 1.."),
+    (["--limit", "0"], ("--limit=0",), "outside 1.."),
+    (["--steps", "0"], ("--steps=0",), "outside 1..400"),
+    (["--clip-length", "40"], ("--clip-length=40",), "outside 2..32"),
     (["--clip-length", "6", "--overlap", "6"], ("--overlap", "--clip-length"), "smaller"),
-    (["--guidance", "0.5"], ("--guidance",), "between"),
+    (["--guidance", "0.5"], ("--guidance=0.5",), "outside 1..40"),
     (["--device", "tpu"], ("--device",), "tpu"),
     (["--device", "cpu", "--dtype", "float16"], ("--dtype",), "needs a GPU"),
     (["--vae", "missing_vae.safetensors"], ("--vae",), "not found"),

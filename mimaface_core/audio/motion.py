@@ -73,6 +73,10 @@ class AudioMotionOptions:
         """
         if has_blink_reference is None:
             has_blink_reference = has_reference
+        from ..ranges import check_options  # ValueRangeError (a ValueError) beyond the limits, a warning beyond the range
+
+        check_options({"pose_style": self.pose_style, "seed": self.seed, "expression_scale": self.expression_scale,
+                       "max_frames": self.max_frames}, "audio motion options")
         if self.pose not in POSE_MODES:
             raise ValueError(f"pose must be one of {POSE_MODES}, got {self.pose!r}.")
         if self.blink not in BLINK_MODES:

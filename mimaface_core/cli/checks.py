@@ -12,14 +12,9 @@ from ..media.video_in import IMAGE_SUFFIXES, check_driver
 
 VIDEO_OUTPUTS = {".mp4"}
 IMAGE_OUTPUTS = {".png", ".jpg", ".jpeg", ".webp"}
-#: (option, attribute, lowest, highest or None): numeric ranges, checked in this order.
-RANGES = (
-    ("--stride", "stride", 1, None), ("--limit", "limit", 1, None), ("--steps", "steps", 1, 1000),
-    ("--clip-length", "clip_length", 2, 32), ("--overlap", "overlap", 0, 31), ("--guidance", "guidance", 1.0, 50.0),
-    ("--expression-scale", "expression_scale", 0.0, 10.0), ("--smoothing", "smoothing", 0, 301),
-    ("--pitch", "pitch", -90.0, 90.0), ("--yaw", "yaw", -90.0, 90.0), ("--roll", "roll", -90.0, 90.0),
-    ("--feather", "feather", 0, 512), ("--pose-style", "pose_style", 0, 45), ("--fps", "fps", 0.1, 1000.0),
-)
+#: The command's numeric options, checked (in this order) against ``mimaface_core.ranges.OPTION_RANGES``.
+RANGED_OPTIONS = ("stride", "limit", "frames", "steps", "clip_length", "overlap", "guidance", "seed", "expression_scale",
+                  "smoothing", "pitch", "yaw", "roll", "feather", "pose_style", "fps")
 
 
 @dataclass
@@ -36,14 +31,12 @@ class CheckedInputs:
 
 
 def check_ranges(args) -> None:
-    """Every numeric option in its range; ``--overlap`` below ``--clip-length``."""
-    for flag, attr, low, high in RANGES:
-        value = getattr(args, attr, None)
-        if value is None:
-            continue
-        if value < low or (high is not None and value > high):
-            span = f"at least {low}" if high is None else f"between {low} and {high}"
-            raise MIMAFaceError(f"{flag} {value}: must be {span}.")
+    """Every numeric option in its range (the core's check, ``mimaface_core.ranges``: refused beyond
+    its limits, warned beyond its plausible range); ``--overlap`` below ``--clip-length``."""
+    from ..ranges import check_options
+
+    values = {attr: getattr(args, attr, None) for attr in RANGED_OPTIONS}
+    check_options(values, names={attr: "--" + attr.replace("_", "-") for attr in RANGED_OPTIONS})
     if args.overlap >= args.clip_length:
         raise MIMAFaceError(f"--overlap {args.overlap} must be smaller than --clip-length {args.clip_length}: each "
                             "clip carries overlap frames from the previous one and needs at least one new frame.")

@@ -101,7 +101,8 @@ def load_mtcnn_networks(path: str | Path | None = None, device="cpu") -> tuple[P
 
     path = Path(path) if path is not None else MTCNN_WEIGHTS
     state = read_state_dict(path, "MTCNN weights")
-    nets = (PNet(), RNet(), ONet())
+    with torch.random.fork_rng(devices=[]):  # their random init is overwritten: keep the global generator untouched
+        nets = (PNet(), RNet(), ONet())
     for name, net in zip(("pnet", "rnet", "onet"), nets):
         part = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
         load_checked(net, part, file=path, component=f"MTCNN {name}")

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..ranges import HEAD_RANGE, ValueRange, check_value
 from .bfm import BFM09Model
 from .coefficients import ANGLES, EXP, GAZE, TRANSLATION
 
@@ -116,9 +117,36 @@ EXPRESSION_CONTROLS = ("mouth_open", "smile", "blink", "blink_left", "blink_righ
 #: Every control name in display order (expression controls the basis does not carry are dropped
 #: by :func:`solve_controls`).
 ALL_CONTROLS = EXPRESSION_CONTROLS + HEAD_CONTROLS + tuple(GAZE_CONTROLS)
+#: Plausible value of each control (its unit above; head in degrees, gaze in the regressor's units),
+#: as offsets or absolute values. Beyond the range up to 4x (scaled about zero) a value passes with a
+#: warning, beyond that it is refused (``mimaface_core.ranges``). Reasons: docs/RANGES.md.
+CONTROL_RANGES: dict[str, ValueRange] = {
+    "mouth_open": ValueRange(-1.0, 1.5, "x 0.30 IOD"), "smile": ValueRange(-1.0, 2.0, "x 0.08 IOD"),
+    **{n: ValueRange(-0.5, 1.0, "x 0.10 IOD") for n in ("blink", "blink_left", "blink_right")},
+    "brow_raise": ValueRange(-1.0, 2.0, "x 0.08 IOD"), "brow_frown": ValueRange(-1.0, 1.5, "x 0.05 IOD"),
+    "pucker": ValueRange(-1.0, 1.0, "x 0.15 IOD"),
+    **{n: ValueRange(-1.0, 1.0, "x 0.10 IOD") for n in ("jaw_left", "jaw_right")},
+    **{n: HEAD_RANGE for n in HEAD_CONTROLS},
+    **{n: ValueRange(-0.5, 0.5, "gaze units") for n in GAZE_CONTROLS},
+}
 UNITS_TEXT = {**{n: f"{UNIT_FRACTIONS[n]:g} x the mean face's outer-eye-corner distance" for n in EXPRESSION_CONTROLS},
               **{n: "degrees" for n in HEAD_CONTROLS},
               **{n: "gaze coefficient units" for n in GAZE_CONTROLS}}
+
+
+def check_control_value(name: str, value, where: str = "") -> float:
+    """One control's value against :data:`CONTROL_RANGES` (``ranges.check_value``): refused
+    (``ValueRangeError``, naming the control, the value, the range and ``where``) beyond 4x the
+    plausible range, a logged warning beyond the range. Unknown names pass unchecked (the callers
+    refuse them with the list of controls)."""
+    rng = CONTROL_RANGES.get(name)
+    return float(value) if rng is None else check_value(name, value, rng, where)
+
+
+def check_control_values(values: dict, where: str = "") -> None:
+    """:func:`check_control_value` on every ``name → number`` of ``values``."""
+    for name, value in values.items():
+        check_control_value(name, value, where)
 
 
 def _measure_matrix(names) -> torch.Tensor:
@@ -309,4 +337,4 @@ def controls_for(bfm: BFM09Model) -> ExpressionControls:
     return hit[1]
 
 
-__all__ = ["ALL_CONTROLS", "ExpressionControls", "controls_for", "measure", "reference_distance", "solve_controls"]
+__all__ = ["ALL_CONTROLS", "CONTROL_RANGES", "check_control_value", "check_control_values", "ExpressionControls", "controls_for", "measure", "reference_distance", "solve_controls"]

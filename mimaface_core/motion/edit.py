@@ -29,12 +29,18 @@ def edit_coefficients(coeffs: torch.Tensor, pitch: float = 0.0, yaw: float = 0.0
         (N, 261) float32 on the CPU.
 
     Raises:
-        ValueError: ``coeffs`` is not (N, 261), or ``expression_scale``/``smoothing`` is negative.
+        ValueError: ``coeffs`` is not (N, 261), or ``expression_scale``/``smoothing`` is negative;
+            ``ranges.ValueRangeError`` (a ValueError): an offset, scale or window beyond the limits of
+            ``ranges.OPTION_RANGES`` (docs/RANGES.md).
     """
     if coeffs.ndim != 2 or coeffs.shape[1] < ANGLES.stop:
         raise ValueError(f"coefficients must be (N, 261), got {tuple(coeffs.shape)}.")
     if expression_scale < 0 or smoothing < 0:
         raise ValueError(f"expression_scale ({expression_scale}) and smoothing ({smoothing}) must not be negative.")
+    from ..ranges import check_options  # ValueRangeError beyond the limits, a warning beyond the plausible range
+
+    check_options({"pitch": pitch, "yaw": yaw, "roll": roll, "expression_scale": expression_scale,
+                   "smoothing": smoothing}, "motion edit")
     c = coeffs.detach().float().cpu().clone()
     c[:, ANGLES] += torch.tensor([math.radians(pitch), math.radians(yaw), math.radians(roll)])
     c[:, EXP] *= expression_scale

@@ -17,7 +17,8 @@ on a key is how each of its controls travels from its previous key to this one: 
 default), ``smooth`` (smoothstep 3t²−2t³, eases in and out), ``step`` (keeps the previous value up
 to the frame before, then jumps). Each control is animated on its own keys; before its first key it
 holds that key's value, after its last key the last value. Frames count from 0; a frame past the
-end is an error.
+end is an error. A value beyond 4x its control's plausible range (``CONTROL_RANGES``, docs/RANGES.md)
+is an error naming the line; beyond the range itself, a logged warning.
 
 The same as JSON: ``{"absolute": ["yaw"], "keys": [{"frame": 0, "values": {"smile": 0}},
 {"time": 1.5, "interpolation": "smooth", "values": {"smile": 1}}, {"frame": 75, "values":
@@ -38,7 +39,8 @@ import numpy as np
 import torch
 
 from ..errors import MIMAFaceError
-from ..morphable.controls import ALL_CONTROLS, ExpressionControls
+from ..morphable.controls import ALL_CONTROLS, ExpressionControls, check_control_value
+from ..ranges import ValueRangeError
 from .sequence import MotionSequence
 
 INTERPOLATIONS = ("linear", "smooth", "step")
@@ -208,7 +210,10 @@ def _value(value, at: str, name: str) -> float | str:
         v = float("nan")
     if not np.isfinite(v):
         raise KeyframeError(f"{at}: {name}={value!r}: the value must be a finite number or 'hold'.")
-    return v
+    try:  # refused beyond 4x the control's plausible range, warned beyond it (docs/RANGES.md)
+        return check_control_value(name, v, at)
+    except ValueRangeError as exc:
+        raise KeyframeError(str(exc)) from exc
 
 
 def _parse_json(text: str) -> Keyframes:

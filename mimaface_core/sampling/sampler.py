@@ -64,8 +64,13 @@ class SamplingOptions:
     skip_unused_clips: bool = True
 
     def __post_init__(self):
-        if self.steps < 1:
-            raise ValueError(f"steps must be ≥ 1, got {self.steps}.")
+        """Raises ``ranges.ValueRangeError`` (a ValueError) for steps, guidance, seed, clip length or
+        overlap outside ``ranges.OPTION_RANGES``' limits (a warning beyond the plausible range),
+        ValueError for an unknown scheduler or noise mode."""
+        from ..ranges import check_options
+
+        check_options({"steps": self.steps, "guidance": self.guidance, "seed": self.seed,
+                       "clip_length": self.clip_length, "overlap": self.overlap}, "sampling options")
         if self.scheduler not in SCHEDULER_NAMES:
             raise ValueError(f"scheduler must be one of {SCHEDULER_NAMES}, got {self.scheduler!r}.")
         if self.noise not in NOISE_MODES:
