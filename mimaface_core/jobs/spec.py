@@ -190,10 +190,12 @@ class Job:
         return cls.from_argv(kind, [*defaults, *argv], id=id, origin=origin, names=names)
 
     def rename(self, message: str) -> str:
-        """``message`` with each flag this job's origin names otherwise shown by that name."""
-        if not self.names:
+        """``message`` with each flag shown as this job's origin names it: for a job built from a
+        mapping (a manifest line), the key as written, or the option without ``--`` (a key the line
+        did not give: ``--source`` → ``source``); unchanged for the command line."""
+        if not self.names and self.origin is None:
             return message
-        return _FLAG.sub(lambda m: self.names.get(m.group(0), m.group(0)), message)
+        return _FLAG.sub(lambda m: self.names.get(m.group(0), m.group(1)), message)
 
     def check(self) -> "Job":
         """Run :func:`~mimaface_core.jobs.check.check_job` (before any model loads); returns self.
@@ -206,7 +208,7 @@ class Job:
         try:
             self.checked = check_job(self)
         except (MIMAFaceError, ValueError) as exc:
-            if not self.names:
+            if not self.names and self.origin is None:
                 raise
             raise MIMAFaceError(self.rename(" ".join(str(exc).split()))) from exc
         return self
