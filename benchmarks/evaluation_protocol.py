@@ -5,6 +5,13 @@ Usage:
   python benchmarks/evaluation_protocol.py --vox DIR --weights W [--limit N] [--frames 32]
       [--steps 25] [--guidance 5] [--scheduler euler] [--clip-length 12] [--overlap 3]
       [--pose absolute] [--dtype float16] [--device cuda] [--seed 0] [--json FILE]
+      [--out-dir D] [--ray local|auto|ADDRESS --workers N]
+
+The animations run as one ``batch`` (mimaface_core.batch): each pair's source frame (PNG) and
+driving frames (a PNG folder) are written under --out-dir, a manifest of animate jobs is built
+there and run (networks loaded once; resumable: a rerun with the same --out-dir skips the pairs
+already animated; with --ray on a cluster). The generated clips are then read back (H.264, as
+animate writes them) and measured here, with FID pooled over every pair of a kind.
 
 DIR: ROOT/<identity>/<video id>/<clip>.mp4 (the VoxCeleb1 test layout) or ROOT/<identity>/<clip>.mp4;
 you provide the videos, nothing is downloaded. Pairs are sampled as
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,42 +65,47 @@ def parse_args(argv=None):
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None, help="float32, float16 or bfloat16 (default: float16 on CUDA)")
     p.add_argument("--json", type=Path, default=None, help="write the table and every pair's means here")
+    p.add_argument("--out-dir", type=Path, default=None, help="the pairs' frames, the manifest, the animations and the "
+                   "batch state (default: a new temporary folder)")
+    p.add_argument("--ray", default=None, help="run the animations on Ray: local, auto or a cluster address")
+    p.add_argument("--workers", type=int, default=None, help="batch workers (Ray actors or local processes)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    import torch
+    from PIL import Image
 
-    from mimaface_core import load_mimaface
-    from mimaface_core.pipeline import AnimateOptions, animate, to_uint8
+    from mimaface_core.batch import run_batch
     from mimaface_core.cli.checks import check_device
     from mimaface_core.evaluation.distribution import FIDAccumulator, fid_unavailable
     from mimaface_core.evaluation.evaluate import EvaluationOptions, evaluate_frames
-    from mimaface_core.evaluation.face_measures import Estimators
-    from mimaface_core.face.detectors import make_detector
+    from mimaface_core.evaluation.face_measures import load_estimators
     from mimaface_core.media.video_in import iter_video_frames
-    from mimaface_core.sampling.sampler import SamplingOptions
 
     pairs = sample_pairs(find_clips(args.vox), args.limit, args.seed)
-    device, dtype = check_device(args.device, args.dtype)
-    model = load_mimaface(args.weights, mode="video", device=device, dtype=dtype)
-    estimators = Estimators(make_detector("mtcnn", device=device), model.d3dfr, model.identity_encoder, torch.device(device))
-    options = AnimateOptions(sampling=SamplingOptions(steps=args.steps, guidance=args.guidance, scheduler=args.scheduler,
-                                                      seed=args.seed, clip_length=args.clip_length, overlap=args.overlap),
-                             pose=args.pose)
+    device, _ = check_device(args.device, args.dtype)
+    out_dir = args.out_dir or Path(tempfile.mkdtemp(prefix="mimaface_protocol_"))
+    jobs = write_pairs(pairs, out_dir, args)
+    summary = run_batch(out_dir / "animate.jsonl", out_dir, defaults={"animate": _animate_defaults(args, device)},
+                        ray=args.ray, workers=args.workers)
+    estimators = load_estimators(args.weights, device)
     pooled = {kind: {c: [] for c in COLUMNS} for kind in ("same", "cross")}
     skipped: dict[str, str] = {}
     fid_reason = fid_unavailable()
     fids = {kind: (FIDAccumulator(device=device) if fid_reason is None else None) for kind in pooled}
     per_pair, start = [], time.perf_counter()
     for k, pair in enumerate(pairs):
-        source = next(iter_video_frames(pair.source.path, limit=1))
-        driving = list(iter_video_frames(pair.driving.path, stride=args.stride, limit=args.frames + 1))[1:]
-        if not driving:
+        job = jobs.get(k)
+        if job is None:
             print(f"pair {k}: {pair.driving.path.name} has a single frame; skipped")
             continue
-        generated = to_uint8(animate(model, source, driving, options))
+        if summary.row(job["id"]).status not in ("done", "skipped"):
+            print(f"pair {k}: the animation failed ({summary.row(job['id']).error}); skipped")
+            continue
+        source = Image.open(out_dir / job["source"]).convert("RGB")
+        driving = [np.array(Image.open(f).convert("RGB")) for f in sorted((out_dir / job["driving"]).glob("*.png"))]
+        generated = list(iter_video_frames(out_dir / job["out"]))
         fid = fids[pair.kind]
         on_crops = (lambda i, g, d, fid=fid: (fid.add(_unit(g), real=False), fid.add(_unit(d), real=True))) if fid else None
         result = evaluate_frames(lambda: iter(generated), lambda: iter(driving), estimators, source,
@@ -130,6 +143,50 @@ def main(argv=None) -> dict:
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1))
     return report
+
+
+def write_pairs(pairs, out_dir: Path, args) -> dict[int, dict]:
+    """Each pair's source frame (``pairK/source.png``) and driving frames (``pairK/driving/``,
+    the --frames frames after the first, every --stride-th) under ``out_dir``, and the manifest
+    ``animate.jsonl`` of their animate jobs (paths relative to it). Returns {pair index: job}."""
+    from PIL import Image
+
+    from mimaface_core.media.video_in import iter_video_frames
+
+    jobs = {}
+    for k, pair in enumerate(pairs):
+        folder = out_dir / f"pair{k}"
+        driving = list(iter_video_frames(pair.driving.path, stride=args.stride, limit=args.frames + 1))[1:]
+        if not driving:
+            continue
+        (folder / "driving").mkdir(parents=True, exist_ok=True)
+        source = next(iter_video_frames(pair.source.path, limit=1))
+        _save_unchanged(Image.fromarray(source), folder / "source.png")
+        for i, frame in enumerate(driving):
+            _save_unchanged(Image.fromarray(frame), folder / "driving" / f"{i:05d}.png")
+        jobs[k] = {"id": f"pair{k}", "source": f"pair{k}/source.png", "driving": f"pair{k}/driving",
+                   "out": f"pair{k}/generated.mp4", "steps": args.steps, "guidance": args.guidance,
+                   "scheduler": args.scheduler, "seed": args.seed, "clip_length": args.clip_length,
+                   "overlap": args.overlap, "pose": args.pose}
+    (out_dir / "animate.jsonl").write_text("".join(json.dumps(j) + "\n" for j in jobs.values()))
+    return jobs
+
+
+def _save_unchanged(image, path: Path) -> None:
+    """Write a PNG unless the same pixels are there (a rerun keeps the files and their times, so
+    the batch skips the pairs already animated)."""
+    from PIL import Image
+
+    if path.exists():
+        with Image.open(path) as old:
+            if np.array_equal(np.array(old.convert("RGB")), np.array(image)):
+                return
+    image.save(path)
+
+
+def _animate_defaults(args, device: str) -> list[str]:
+    argv = ["--weights", str(args.weights), "--device", device]
+    return argv + (["--dtype", args.dtype] if args.dtype else [])
 
 
 def _unit(rgb):

@@ -109,23 +109,34 @@ def add_parser(sub) -> None:
                    "are used; implies --blink reference")
 
 
-def run(args: argparse.Namespace) -> None:
-    """Execute ``animate`` with parsed arguments: every input is checked before any model loads.
+def run(args: argparse.Namespace) -> int:
+    """``animate`` with parsed arguments: build the job, check every input before any model loads,
+    run it (:mod:`mimaface_core.jobs`, the same path as a line of ``batch``).
+
+    Returns:
+        the number of frames written.
 
     Raises:
         MIMAFaceError / ValueError: bad inputs, missing weights, no face (messages name the input).
     """
-    from .checks import check_animate_args, check_keyframes
+    from ..jobs import Job, run_job
 
-    checked = check_animate_args(args)
+    return run_job(Job.from_namespace("animate", args).check()).frames
+
+
+def execute(args: argparse.Namespace, checked, models) -> int:
+    """Run a checked ``animate`` job (:func:`mimaface_core.jobs.check.check_animate`) with the
+    networks of ``models`` (a :class:`~mimaface_core.jobs.models.ModelCache`): several faces,
+    speech, keyframes alone, or a driving video / image. Returns the number of frames written."""
+    from .checks import check_keyframes
     from .faces import run_faces, wants_faces
 
     if wants_faces(args):
-        return run_faces(args, checked)
+        return run_faces(args, checked, models)
     if args.audio is not None:
-        return _run_audio(args, checked)
+        return _run_audio(args, checked, models)
     if args.driving is None:
-        return _run_keyframes_only(args, checked)
+        return _run_keyframes_only(args, checked, models)
     from PIL import Image
 
     from ..face.detectors import make_detector
@@ -134,7 +145,6 @@ def run(args: argparse.Namespace) -> None:
     from ..media.video_out import write_video
     from ..motion.extract import encode_source, extract_image_motion, extract_motion
     from ..pipeline import iter_animate, to_uint8
-    from ..weights.loader import load_mimaface
 
     still = checked.driver_kind == "image"
     if still:
@@ -146,8 +156,8 @@ def run(args: argparse.Namespace) -> None:
         if expected is not None and args.limit:
             expected = min(expected, args.limit)
     check_keyframes(checked.keyframes, 1 if still else expected, 1.0 if still else fps)
-    model = load_mimaface(args.weights, mode="image" if still else "video", device=checked.device,
-                          dtype=checked.dtype, vae=args.vae)
+    model = models.mimaface(args.weights, mode="image" if still else "video", device=checked.device,
+                            dtype=checked.dtype, vae=args.vae)
     options = animate_options(args)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder, what=f"--source {args.source}")
@@ -182,6 +192,7 @@ def run(args: argparse.Namespace) -> None:
             written = write_video(args.out, (even_frame(f) for f in frames()), fps,
                                   audio_from=None if still else audio_of(args.driving))
     print(f"wrote {written} frame(s) to {args.out}")
+    return written
 
 
 def _load_driving_image(path):
@@ -289,25 +300,17 @@ def _load_reference(path: Path | None, detector, model, bars):
                           progress=bars.frame)
 
 
-def _run_audio(args: argparse.Namespace, checked) -> None:
-    """``animate --audio``: speech → SadTalker motion in the source's crop frame → MIMAFace, 25 fps."""
-    from ..audio import (
-        FPS,
-        find_audio_weights,
-        load_audio,
-        load_audio_networks,
-        probe_audio,
-    )
-    from ..audio.motion import audio_motion
-    from ..face.detectors import make_detector
-    from ..media.video_out import write_video
-    from ..motion.extract import encode_source
-    from ..pipeline import iter_animate, to_uint8
+def check_audio_args(args):
+    """The ``--audio`` checks that need no model: the motion options, the speech file, SadTalker's
+    weights, the reference videos or motions. Returns (AudioMotionOptions, audio weights path).
+
+    Raises:
+        MIMAFaceError: the first problem, naming the option.
+    """
+    from ..audio import find_audio_weights, probe_audio
     from ..weights.layout import SADTALKER_FILE as COMBINED_FILE
     from ..weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
-    from ..weights.loader import load_mimaface
 
-    # Everything that can be checked without a model, first (the common checks ran already).
     options = _audio_motion_options(args)
     probe_audio(args.audio, "--audio")
     weights_path = args.audio_weights or args.weights / SNAPSHOT_SUBFOLDER / COMBINED_FILE
@@ -317,6 +320,20 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
         raise MIMAFaceError(f"--audio-weights: {exc}") from exc
     _check_reference(args.ref_pose, "--ref-pose")
     _check_reference(args.ref_blink, "--ref-blink")
+    return options, weights_path
+
+
+def _run_audio(args: argparse.Namespace, checked, models) -> int:
+    """``animate --audio``: speech → SadTalker motion in the source's crop frame → MIMAFace, 25 fps."""
+    from ..audio import FPS, load_audio
+    from ..audio.motion import audio_motion
+    from ..face.detectors import make_detector
+    from ..media.video_out import write_video
+    from ..motion.extract import encode_source
+    from ..pipeline import iter_animate, to_uint8
+
+    # the checks that need no model ran in the job's check (check_audio_args)
+    options, weights_path = checked.audio
     speech = load_audio(args.audio, max_frames=args.limit, what="--audio")
     log.info("audio: %s, %.2f s at %d Hz (%d channel(s)) → %d frames at %d fps", speech.name, speech.duration,
              speech.source_rate, speech.channels, min(speech.num_frames, args.limit or speech.num_frames), FPS)
@@ -324,8 +341,8 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
 
     check_keyframes(checked.keyframes, min(speech.num_frames, args.limit or speech.num_frames), float(FPS))
 
-    nets = load_audio_networks(weights_path, device=checked.device)
-    model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
+    nets = models.audio_networks(weights_path, device=checked.device)
+    model = models.mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder, what=f"--source {args.source}")
     with ProgressBars() as bars:
@@ -350,6 +367,7 @@ def _run_audio(args: argparse.Namespace, checked) -> None:
 
         written = write_video(args.out, (even_frame(f) for f in frames()), float(FPS), audio_from=args.audio)
     print(f"wrote {written} frame(s) at {FPS} fps to {args.out}")
+    return written
 
 
 def _keyed(args, checked, model, motion, options, fps):
@@ -368,7 +386,7 @@ def _keyed(args, checked, model, motion, options, fps):
     return motion, options
 
 
-def _run_keyframes_only(args: argparse.Namespace, checked) -> None:
+def _run_keyframes_only(args: argparse.Namespace, checked, models) -> int:
     """``animate --keyframes`` without a driver: the still photo animated by the keyframes alone,
     ``--frames`` frames at ``--fps`` (default 25)."""
     from ..face.detectors import make_detector
@@ -376,10 +394,9 @@ def _run_keyframes_only(args: argparse.Namespace, checked) -> None:
     from ..motion.extract import encode_source
     from ..motion.keyframes import DEFAULT_FPS, still_motion
     from ..pipeline import iter_animate, to_uint8
-    from ..weights.loader import load_mimaface
 
     fps = float(args.fps or DEFAULT_FPS)
-    model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
+    model = models.mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder, what=f"--source {args.source}")
     motion, options = _keyed(args, checked, model, still_motion(source.motion(detector.name), args.frames, fps),
@@ -395,3 +412,4 @@ def _run_keyframes_only(args: argparse.Namespace, checked) -> None:
 
         written = write_video(args.out, (even_frame(f) for f in frames()), fps)
     print(f"wrote {written} frame(s) at {fps:g} fps to {args.out}")
+    return written

@@ -20,14 +20,18 @@ RANGED_OPTIONS = ("stride", "limit", "frames", "steps", "clip_length", "overlap"
 @dataclass
 class CheckedInputs:
     """What the checks found: the source photo (PIL, EXIF orientation applied), the kind of
-    driver ("image", "video" or "frames"; None with --audio), the torch device and dtype, and the
-    parsed --keyframes (None without)."""
+    driver ("image", "video" or "frames"; None with --audio), the torch device and dtype, the
+    parsed --keyframes (None without), and what the path-specific checks found: ``faces`` (faces,
+    face map, face boxes, tracking) of ``cli.faces.check_face_args`` and ``audio`` (motion
+    options, audio weights path) of ``cli.animate.check_audio_args`` (None when not that path)."""
 
     source: object
     driver_kind: str | None
     device: str
     dtype: object
     keyframes: object = None
+    faces: tuple | None = None
+    audio: tuple | None = None
 
 
 def check_ranges(args) -> None:

@@ -97,15 +97,24 @@ def check_evaluate_args(args):
     return generated, driving, source, device
 
 
-def run(args: argparse.Namespace) -> None:
-    """Check, load the estimators, evaluate, print the table, write the JSON and the plot."""
+def run(args: argparse.Namespace) -> int:
+    """``evaluate`` with parsed arguments: build the job, check it, run it (:mod:`mimaface_core.jobs`,
+    the same path as a line of ``batch``). Returns the number of frames measured."""
+    from ..jobs import Job, run_job
+
+    return run_job(Job.from_namespace("evaluate", args).check()).frames
+
+
+def execute(args: argparse.Namespace, checked, models) -> int:
+    """Load the estimators (from ``models``, a :class:`~mimaface_core.jobs.models.ModelCache`),
+    evaluate, print the table, write the JSON and the plot; ``checked`` is what
+    :func:`check_evaluate_args` returned. Returns the number of frames measured."""
     from tqdm import tqdm
 
     from ..evaluation.evaluate import EvaluationOptions, evaluate_frames
-    from ..evaluation.face_measures import load_estimators
 
-    generated, driving, source, device = check_evaluate_args(args)
-    estimators = load_estimators(args.weights, device, args.detector, args.mediapipe_models)
+    generated, driving, source, device = checked
+    estimators = models.estimators(args.weights, device, args.detector, args.mediapipe_models)
     options = EvaluationOptions(same_identity=args.same_identity, clip_length=args.clip_length, overlap=args.overlap,
                                 lpips=not args.no_lpips, fid=not args.no_fid)
     with tqdm(total=driving.count, desc="evaluate", unit="frame") as bar:
@@ -119,3 +128,4 @@ def run(args: argparse.Namespace) -> None:
     if args.plot is not None:
         result.write_plot(args.plot)
         log.info("wrote %s", args.plot)
+    return driving.count or 0

@@ -69,25 +69,24 @@ def check_face_args(args, checked):
     return faces, face_map, boxes, tracking
 
 
-def run_faces(args: argparse.Namespace, checked) -> None:
+def run_faces(args: argparse.Namespace, checked, models) -> int:
     """Plan (faces, tracks, who drives whom; reported), animate every driven face, write the video."""
     from ..face.detectors import make_detector
     from ..group import iter_animate_faces, plan_faces
     from ..media.video_in import FRAME_FOLDER_FPS, iter_video_frames, video_info
     from ..media.video_out import write_video
     from ..pipeline import to_uint8
-    from ..weights.loader import load_mimaface
     from .options import animate_options, audio_of, even_frame
     from .progress import ProgressBars
 
-    faces, face_map, _, tracking = check_face_args(args, checked)
+    faces, face_map, _, tracking = checked.faces  # check_face_args ran in the job's check
     info = video_info(args.driving, "--driving")
     fps = (args.fps or FRAME_FOLDER_FPS if checked.driver_kind == "frames" else info.fps) / args.stride
 
     def driving():
         return iter_video_frames(args.driving, args.stride, args.limit, "--driving")
 
-    model = load_mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
+    model = models.mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     options = animate_options(args)
     with ProgressBars() as bars:
@@ -109,3 +108,4 @@ def run_faces(args: argparse.Namespace, checked) -> None:
 
         written = write_video(args.out, (even_frame(f) for f in out_frames()), fps, audio_from=audio_of(args.driving))
     print(f"wrote {written} frame(s) with {len(plan.drivers)} animated face(s) to {args.out}")
+    return written

@@ -12,10 +12,12 @@ from ..errors import MIMAFaceError
 from .help import DefaultsHelpFormatter
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(parser_class: type = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The command line's parser; ``parser_class`` (an ``argparse.ArgumentParser`` subclass, used
+    by the subcommands too) lets :mod:`mimaface_core.jobs` turn usage errors into exceptions."""
     from .help import EXAMPLES, ExamplesHelpFormatter
 
-    parser = argparse.ArgumentParser(prog="python -m mimaface_core", description="MIMAFace face animation: animate a "
+    parser = parser_class(prog="python -m mimaface_core", description="MIMAFace face animation: animate a "
                                      "portrait with a driving video, image or speech; evaluate, train, get the weights.",
                                      epilog=EXAMPLES, formatter_class=ExamplesHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,19 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
                       "when set, else ComfyUI/models/mimaface/MIMAFace when this pack is in a ComfyUI's custom_nodes, "
                       "else ~/.cache/mimaface/MIMAFace: where animate, evaluate and train look without --weights)")
     from .animate import add_parser
+    from .batch import add_parser as add_batch_parser
     from .evaluate import add_parser as add_evaluate_parser
     from .train import add_parser as add_train_parser
 
     add_parser(sub)
     add_evaluate_parser(sub)
     add_train_parser(sub)
+    add_batch_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; every failure becomes one line on stderr and a non-zero exit status (the
     traceback only with ``--debug``); Ctrl-C exits with one line and status 130."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "batch":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.passthrough = extra  # batch: animate / evaluate options given as every job's defaults
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     debug = getattr(args, "debug", False)
@@ -51,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with logging_redirect_tqdm():  # log lines above the progress bars, never on a bar's line
-            _dispatch(args)
+            status = _dispatch(args)
     except KeyboardInterrupt:
+        if args.command == "batch":
+            print("interrupted: the finished jobs are recorded in batch_state.jsonl; run the same command again "
+                  "to go on.", file=sys.stderr)
+            return 130
         print("interrupted: nothing was written under the output name.", file=sys.stderr)
         return 130
     except (MIMAFaceError, ValueError) as exc:
@@ -66,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the details)",
               file=sys.stderr)
         return 1
-    return 0
+    return status if isinstance(status, int) and args.command == "batch" else 0
 
 
-def _dispatch(args) -> None:
-    """Run the parsed command."""
+def _dispatch(args):
+    """Run the parsed command (``batch`` returns its exit status)."""
     if args.command == "convert":
         from ..weights.convert import convert_snapshot
 
@@ -83,6 +95,10 @@ def _dispatch(args) -> None:
         from .evaluate import run as run_evaluate
 
         run_evaluate(args)
+    elif args.command == "batch":
+        from .batch import run as run_batch
+
+        return run_batch(args)
     elif args.command == "train":
         from .train import run as run_train
 
