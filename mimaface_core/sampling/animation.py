@@ -87,6 +87,10 @@ def animate_latents(unet: torch.nn.Module, conditioner: ClipConditioner, options
         ``video=True``.
     """
     n = len(conditioner)
+    if options.compile or options.channels_last:
+        from .compile import prepare_unet
+
+        unet = prepare_unet(unet, options.compile, options.channels_last)
     if video:
         clips = plan_clips(n, options.clip_length, options.overlap, options.skip_unused_clips)
         conditioned = conditioner.frames_to_condition(clips, options.overlap)

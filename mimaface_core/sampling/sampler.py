@@ -52,6 +52,10 @@ class SamplingOptions:
         overlap: frames carried from the previous clip by ICA (3).
         skip_unused_clips: drop a trailing clip that contributes no new frame (the release samples
             it anyway; the output is the same, one clip of compute less).
+        compile: ``torch.compile`` the UNet in place before sampling (``sampling.compile``; the
+            first call of each clip shape pays the compilation). False: the release.
+        channels_last: store the UNet's convolution weights NHWC (``sampling.compile``). False:
+            the release.
     """
 
     steps: int = 25
@@ -62,6 +66,8 @@ class SamplingOptions:
     clip_length: int = CLIP_LENGTH
     overlap: int = OVERLAP
     skip_unused_clips: bool = True
+    compile: bool = False
+    channels_last: bool = False
 
     def __post_init__(self):
         if self.steps < 1:
