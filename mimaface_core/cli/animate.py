@@ -82,6 +82,11 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cuda, cpu, mps... (default: cuda when available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="diffusion dtype (default: float16 on cuda, else float32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet: faster steps after a one-time "
+                   "compilation of tens of seconds to minutes per clip shape (needs Triton on CUDA, a C++ compiler on "
+                   "the CPU)")
+    p.add_argument("--channels-last", action="store_true", help="store the UNet's convolution weights channels_last "
+                   "(NHWC); see the README's speed section for where it helps")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     from .faces import add_face_arguments
 

@@ -122,6 +122,10 @@ def check_animate_args(args) -> CheckedInputs:
                             "download on the weights folder, or give --vae FILE (an SD1.5 VAE such as "
                             "vae-ft-mse-840000-ema-pruned.safetensors).")
     device, dtype = check_device(args.device, args.dtype)
+    if getattr(args, "compile", False):
+        from ..sampling.compile import check_compile
+
+        check_compile(device, "--compile")
     return CheckedInputs(source, kind, device, dtype, keyframes)
 
 

@@ -12,7 +12,8 @@ def animate_options(args, expression_scale: float | None = None):
     from ..sampling import SamplingOptions
 
     return AnimateOptions(
-        SamplingOptions(args.steps, args.guidance, args.scheduler, args.seed, args.noise, args.clip_length, args.overlap),
+        SamplingOptions(args.steps, args.guidance, args.scheduler, args.seed, args.noise, args.clip_length, args.overlap,
+                        compile=getattr(args, "compile", False), channels_last=getattr(args, "channels_last", False)),
         args.pose, args.expression_scale if expression_scale is None else expression_scale, args.smoothing,
         box_mode=args.box_mode, detector=args.detector, models_dir=args.mediapipe_models,
         rotation=(args.pitch, args.yaw, args.roll),
