@@ -18,7 +18,8 @@ RANGES = (
     ("--clip-length", "clip_length", 2, 32), ("--overlap", "overlap", 0, 31), ("--guidance", "guidance", 1.0, 50.0),
     ("--expression-scale", "expression_scale", 0.0, 10.0), ("--smoothing", "smoothing", 0, 301),
     ("--pitch", "pitch", -90.0, 90.0), ("--yaw", "yaw", -90.0, 90.0), ("--roll", "roll", -90.0, 90.0),
-    ("--feather", "feather", 0, 512), ("--pose-style", "pose_style", 0, 45), ("--fps", "fps", 0.1, 1000.0),
+    ("--feather", "feather", 0, 512), ("--cache-interval", "cache_interval", 1, 1000),
+    ("--cache-depth", "cache_depth", 1, 3), ("--pose-style", "pose_style", 0, 45), ("--fps", "fps", 0.1, 1000.0),
 )
 
 
@@ -101,7 +102,10 @@ def check_animate_args(args) -> CheckedInputs:
     """
     from ..media.images import load_image
 
+    from .options import sampling_options
+
     check_ranges(args)
+    sampling_options(args)  # --preset, --guidance-interval, ...: refused here, before any model loads
     source = load_image(args.source, "--source")
     keyframes = check_keyframe_args(args)
     kind = None if args.audio is not None or args.driving is None else check_driver(args.driving)
