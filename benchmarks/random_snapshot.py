@@ -25,7 +25,8 @@ Sizes: ``full`` is the release (UNet 320/640/1280/1280, 24 CLIP layers, VAE 128/
 about 2.6 GB of UNet + 1.2 GB of CLIP + 0.3 GB of VAE, in float32). ``reduced`` keeps every block,
 layer count and the 768-wide context but narrows the UNet to 64/128/256/256 channels, the VAE to
 32/64/128/128 and CLIP to 4 layers, for CPU benchmarks; ``tiny`` narrows the UNet to 32/64/128/128,
-the VAE to 32/32/32/32 and CLIP to 2 layers. The MIM, D3DFR, CurricularFace and BFM have one size.
+the VAE to six blocks of 32 (32x downsampling instead of 8x: the UNet then runs at 16x16 latents
+for 512x512 frames instead of 64x64, so that a CPU can sample a clip in seconds) and CLIP to 2 layers. The MIM, D3DFR, CurricularFace and BFM have one size.
 The values are random (seeded): weights ~ N(0, 1/fan_in), norm scales ~ 1 + N(0, 0.1²), biases
 ~ N(0, 0.1²), BatchNorm running variances ≥ 1; they produce noise, not faces. Writing needs no
 network. Prints the size written and the element count of each component.
@@ -51,7 +52,8 @@ MANIFESTS = ROOT / "tests" / "fixtures" / "manifests"
 SIZES = {
     "full": dict(unet=(320, 640, 1280, 1280), vae=(128, 256, 512, 512), clip_layers=24),
     "reduced": dict(unet=(64, 128, 256, 256), vae=(32, 64, 128, 128), clip_layers=4),
-    "tiny": dict(unet=(32, 64, 128, 128), vae=(32, 32, 32, 32), clip_layers=2),
+    # six VAE blocks: 32x downsampling, so the UNet runs at 16x16 latents for 512x512 frames
+    "tiny": dict(unet=(32, 64, 128, 128), vae=(32, 32, 32, 32, 32, 32), clip_layers=2),
 }
 
 #: sd-vae-ft-mse's config.json (diffusers AutoencoderKL, SD1.x; docs/WEIGHTS.md §12).
@@ -242,7 +244,9 @@ def write_random_snapshot(out: str | Path, size: str = "reduced", seed: int = 0,
     if vae:
         from diffusers import AutoencoderKL
 
-        vae_config = {**VAE_CONFIG, "block_out_channels": list(SIZES[size]["vae"])}
+        blocks = len(SIZES[size]["vae"])
+        vae_config = {**VAE_CONFIG, "block_out_channels": list(SIZES[size]["vae"]),
+                      "down_block_types": ["DownEncoderBlock2D"] * blocks, "up_block_types": ["UpDecoderBlock2D"] * blocks}
         with torch.device("meta"):
             model = AutoencoderKL.from_config({k: v for k, v in vae_config.items() if not k.startswith("_")})
         state = random_state(shapes_of(model), g)
@@ -256,6 +260,7 @@ def describe(size: str) -> str:
     s = SIZES[size]
     return (f"random snapshot '{size}': UNet widths {'/'.join(map(str, s['unet']))}, VAE widths "
             f"{'/'.join(map(str, s['vae']))}, CLIP ViT-L/14 with {s['clip_layers']} layers"
+            + f" (latents {512 // 2 ** (len(s['vae']) - 1)}x{512 // 2 ** (len(s['vae']) - 1)} for 512x512 frames)"
             + (" (the released sizes)" if size == "full" else " (reduced from the released sizes)"))
 
 

@@ -217,9 +217,10 @@ def main() -> None:
     print(setup)
     run_once(model, source, motion, options[names[-1]], device)  # warm-up: lazy set-up, compilation
     runs = {n: [] for n in names}
-    for _ in range(args.repeats):
+    for rep in range(args.repeats):
         for n in names:
             runs[n].append(run_once(model, source, motion, options[n], device))
+            print(f"  repetition {rep + 1}: {n} {runs[n][-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
     exact_spf = statistics.median(r["seconds"] for r in runs["exact"]) / len(driving)
     peak_kind = "CUDA max allocated" if device.type == "cuda" else (
         "RSS peak per run" if all(r["per_run_peak"] for rs in runs.values() for r in rs) else "RSS peak of the process")
