@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from mimaface_core.networks.vae import VAE_SCALING_FACTOR
@@ -13,6 +15,7 @@ from . import _comfy
 from .images import image_to_signed
 from .types import APPEARANCE, CATEGORY, MODEL
 
+log = logging.getLogger(__name__)
 NOISE_MODES = ("same_every_clip", "fresh_per_clip")
 _ENCODE_CHUNK = 1  # one frame at a time: progress and Cancel per frame
 
@@ -73,6 +76,7 @@ class ICAClipSampler:
             ClipConditioner,
             SourceAppearance,
         )
+        from mimaface_core.sampling.cost import SamplingStats
         from mimaface_core.sampling.sampler import float32_copy
 
         blended = appearance.blended
@@ -94,9 +98,11 @@ class ICAClipSampler:
         with model.use("denoiser", "mim") as m:
             conditioner = ClipConditioner(m.mim, SourceAppearance(appearance.tokens, appearance.identity), blended,
                                           lambda index: latents[list(index)], video)
+            stats = SamplingStats()
             out = [lat for _, lat, _ in animate_latents(
                 m.denoiser, conditioner, options, video=video, on_progress=progress,
-                fp32_unet=float32_copy(m.denoiser), fp32_conditioner=conditioner.in_float32)]
+                fp32_unet=float32_copy(m.denoiser), fp32_conditioner=conditioner.in_float32, stats=stats)]
+        log.info("MIMAFace ICA Clip Sampler (preset %s): %s", preset, stats.line())
         return ({"samples": torch.cat(out) / VAE_SCALING_FACTOR},)
 
     @staticmethod
