@@ -6,7 +6,8 @@ Both are opt-in and change no value beyond float rounding. Compiling happens in 
 compilation (tens of seconds to minutes, logged once), later calls run the compiled code. The
 UNet keeps its class, so the rest of the pack sees the same model.
 
-Whether to use channels_last was measured, not assumed: see the README's "Speed presets" section.
+Both stay off by default: whether they help on a machine is measured with
+``benchmarks/compile_benchmark.py`` (the README's "Speed presets" section gives what was measured).
 """
 
 from __future__ import annotations
