@@ -251,7 +251,7 @@ class GroupFrames:
 def iter_animate_faces(model, sources: list, drivers: dict[int, MotionSequence], photo, options=None, *,
                        base_frames=None, feather: int = 24, fps: float | None = None,
                        on_step: Callable[[int, int], None] | None = None,
-                       cancel: Callable[[], bool] | None = None) -> Iterator[GroupFrames]:
+                       cancel: Callable[[], bool] | None = None, stats=None) -> Iterator[GroupFrames]:
     """Animate each driven face with the single-face pipeline and composite them, frame by frame.
 
     Args:
@@ -264,6 +264,8 @@ def iter_animate_faces(model, sources: list, drivers: dict[int, MotionSequence],
         feather: soft edge of each face's mask, in crop pixels.
         on_step: ``on_step(done, total)`` over every face's denoising steps.
         cancel: returns True to stop (checked as in ``iter_animate``).
+        stats: a ``sampling.cost.SamplingStats`` that every face's sampling adds to (its output
+            frames are the animated face frames, one per face per driving frame).
 
     Yields:
         :class:`GroupFrames`, in order, one frame per driving frame in all.
@@ -291,7 +293,8 @@ def iter_animate_faces(model, sources: list, drivers: dict[int, MotionSequence],
                 on_step(sum(d for d, _ in steps.values()), per_face * len(order))
         return step
 
-    gens = {f: iter_animate(model, sources[f], drivers[f], options, fps=fps, on_step=stepper(f), cancel=cancel)
+    gens = {f: iter_animate(model, sources[f], drivers[f], options, fps=fps, on_step=stepper(f), cancel=cancel,
+                            stats=stats)
             for f in order}
     pending = {f: [] for f in order}
     photo_rgb = torch.from_numpy(to_rgb_uint8(photo, "source image")).float()[None] / 255

@@ -36,6 +36,7 @@ from .networks.vae import decode_latents, encode_renders
 from .sampling import SamplingOptions
 from .sampling.animation import animate_latents
 from .sampling.conditioning import ClipConditioner, SourceAppearance, encoded_renders
+from .sampling.cost import SamplingStats
 from .sampling.sampler import float32_copy
 
 
@@ -116,7 +117,7 @@ def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOp
                  fps: float | None = None, on_step: Callable[[int, int], None] | None = None,
                  on_frame: Callable[[int, "int | None"], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> Iterator[torch.Tensor]:
+                 cancel: Callable[[], bool] | None = None, stats: SamplingStats | None = None) -> Iterator[torch.Tensor]:
     """Animate clip by clip, yielding the new frames of each clip as soon as they are decoded.
 
     Args:
@@ -174,7 +175,8 @@ def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOp
     for _, _, frames in animate_latents(model.denoiser, conditioner, options.sampling, video=video,
                                         decode=lambda lat: decode_latents(vae, lat), on_step=on_step,
                                         on_progress=on_progress, cancel=cancel,
-                                        fp32_unet=float32_copy(model.denoiser), fp32_conditioner=fp32_conditioner):
+                                        fp32_unet=float32_copy(model.denoiser), fp32_conditioner=fp32_conditioner,
+                                        stats=stats):
         yield frames
 
 

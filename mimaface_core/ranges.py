@@ -148,6 +148,8 @@ OPTION_RANGES: dict[str, ValueRange] = {
     "fps": ValueRange(1.0, 60.0, "fps"),
     "feather": ValueRange(0, 128, "crop pixels", integer=True),
     "pose_style": ValueRange(0, 45, "", limits=(0, 45), integer=True),
+    "cache_interval": ValueRange(1, 5, "steps", limits=(1, 1000), integer=True),
+    "cache_depth": ValueRange(1, 3, "blocks", limits=(1, 3), integer=True),
 }
 
 

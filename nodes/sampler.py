@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from mimaface_core.networks.vae import VAE_SCALING_FACTOR
 from mimaface_core.sampling.ica import CLIP_LENGTH, MAX_CLIP_LENGTH, OVERLAP
+from mimaface_core.sampling.presets import EXACT, PRESET_NAMES, describe
 from mimaface_core.sampling.schedulers import SCHEDULER_NAMES
 
 from . import _comfy
 from .images import image_to_signed
 from .types import APPEARANCE, CATEGORY, MODEL
 
+log = logging.getLogger(__name__)
 NOISE_MODES = ("same_every_clip", "fresh_per_clip")
 _ENCODE_CHUNK = 1  # one frame at a time: progress and Cancel per frame
 
@@ -51,6 +55,10 @@ class ICAClipSampler:
         }, "optional": {
             "vae": ("VAE", {"tooltip": "A core VAE (VAE Loader) to encode the renders with; use the same one in VAE "
                     "Decode (sd-vae-ft-mse). Without it the VAE of Load MIMAFace Model encodes them."}),
+            "preset": (list(PRESET_NAMES), {"default": PRESET_NAMES[0], "tooltip": "Speed preset. "
+                       + "; ".join(describe(n) for n in PRESET_NAMES) + ". UNet passes per output frame on a long "
+                       "video: exact 66.7, balanced <= 33.3, fast <= 13.3, draft <= 6.67. steps and scheduler "
+                       "override the preset when set to other values than the release's (25, euler)."}),
         }}
 
     @classmethod
@@ -60,13 +68,15 @@ class ICAClipSampler:
                     "overlap frames from the previous one and needs at least one new frame.")
         return True
 
-    def sample(self, model, appearance, render, seed, steps, cfg, scheduler, clip_length, overlap, noise, vae=None):
+    def sample(self, model, appearance, render, seed, steps, cfg, scheduler, clip_length, overlap, noise, vae=None,
+               preset=PRESET_NAMES[0]):
         from mimaface_core.sampling import SamplingOptions
         from mimaface_core.sampling.animation import animate_latents
         from mimaface_core.sampling.conditioning import (
             ClipConditioner,
             SourceAppearance,
         )
+        from mimaface_core.sampling.cost import SamplingStats
         from mimaface_core.sampling.sampler import float32_copy
 
         blended = appearance.blended
@@ -76,8 +86,10 @@ class ICAClipSampler:
         valid = self.VALIDATE_INPUTS(clip_length=clip_length, overlap=overlap)
         if valid is not True:
             raise ValueError(valid)
-        options = SamplingOptions(steps, cfg, scheduler, seed, "same" if noise == NOISE_MODES[0] else "fresh",
-                                  clip_length, overlap)
+        # A widget always has a value: at the release's value it leaves the preset's (docs/SAMPLING.md §10).
+        options = SamplingOptions(None if steps == EXACT["steps"] else steps, cfg,
+                                  None if scheduler == EXACT["scheduler"] else scheduler, seed,
+                                  "same" if noise == NOISE_MODES[0] else "fresh", clip_length, overlap, preset=preset)
         n = len(blended)
         video = model.model.mode == "video"
         progress = _comfy.Progress(n)
@@ -86,9 +98,11 @@ class ICAClipSampler:
         with model.use("denoiser", "mim") as m:
             conditioner = ClipConditioner(m.mim, SourceAppearance(appearance.tokens, appearance.identity), blended,
                                           lambda index: latents[list(index)], video)
+            stats = SamplingStats()
             out = [lat for _, lat, _ in animate_latents(
                 m.denoiser, conditioner, options, video=video, on_progress=progress,
-                fp32_unet=float32_copy(m.denoiser), fp32_conditioner=conditioner.in_float32)]
+                fp32_unet=float32_copy(m.denoiser), fp32_conditioner=conditioner.in_float32, stats=stats)]
+        log.info("MIMAFace ICA Clip Sampler (preset %s): %s", preset, stats.line())
         return ({"samples": torch.cat(out) / VAE_SCALING_FACTOR},)
 
     @staticmethod

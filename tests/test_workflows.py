@@ -98,13 +98,13 @@ def _broken_copies():
     link[2], link[5] = 1, "IMAGE"
     out.append(("IMAGE into a motion input", wf, "IMAGE into node"))
 
-    wf = copy.deepcopy(base)  # a widget value missing (the sampler's noise)
+    wf = copy.deepcopy(base)  # a widget value missing (the sampler's preset)
     _node(wf, "MIMAFaceICAClipSampler")["widgets_values"].pop()
-    out.append(("missing widget", wf, "7 widgets_values for 8 widgets"))
+    out.append(("missing widget", wf, "8 widgets_values for 9 widgets"))
 
     wf = copy.deepcopy(base)  # the seed's control value left out: every later value shifts
     _node(wf, "MIMAFaceICAClipSampler")["widgets_values"].remove("fixed")
-    out.append(("no control value after seed", wf, "widgets_values for 8 widgets"))
+    out.append(("no control value after seed", wf, "widgets_values for 9 widgets"))
 
     wf = copy.deepcopy(base)
     _node(wf, "MIMAFaceICAClipSampler")["widgets_values"][2] = 0  # steps

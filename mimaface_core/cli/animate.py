@@ -47,10 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--stride", type=int, default=1, help="keep every N-th driving frame (the released demo uses 2)")
     p.add_argument("--limit", type=int, default=None, help="use at most N driving frames (after the stride; the demo "
                    "uses 42); with --audio, at most N frames of 40 ms")
-    p.add_argument("--steps", type=int, default=25, help="denoising steps per clip")
-    p.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
-    p.add_argument("--scheduler", choices=SCHEDULER_NAMES, default="euler", help="denoising scheduler (euler is "
-                   "the released one)")
+    add_speed_arguments(p, SCHEDULER_NAMES)
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise, and with --audio of the blinks "
                    "and the head motion")
     p.add_argument("--noise", choices=("same", "fresh"), default="same", help="same noise for every clip (released) or fresh per clip")
@@ -82,6 +79,11 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="cuda, cpu, mps... (default: cuda when available)")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
                    help="diffusion dtype (default: float16 on cuda, else float32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet: faster steps after a one-time "
+                   "compilation of tens of seconds to minutes per clip shape (needs Triton on CUDA, a C++ compiler on "
+                   "the CPU)")
+    p.add_argument("--channels-last", action="store_true", help="store the UNet's convolution weights channels_last "
+                   "(NHWC); see the README's speed section for where it helps")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     from .faces import add_face_arguments
 
@@ -107,6 +109,38 @@ def add_parser(sub) -> None:
                    "(or of --ref-pose)")
     a.add_argument("--ref-blink", type=Path, default=None, help="a video or a saved motion whose eyes (expression) "
                    "are used; implies --blink reference")
+
+
+def add_speed_arguments(p, scheduler_names) -> None:
+    """``--preset`` and the sampler options it sets (``--steps``, ``--scheduler``,
+    ``--guidance-interval``, ``--cache-interval``, ``--cache-depth``), and ``--guidance``; any
+    command whose options become :func:`~.options.animate_options` can add them (docs/SAMPLING.md §10)."""
+    from ..sampling.presets import PRESET_NAMES, describe
+
+    s = p.add_argument_group("speed (a preset sets the options below; one given explicitly overrides it)")
+    s.add_argument("--preset", choices=PRESET_NAMES, default="exact", help="; ".join(describe(n) for n in PRESET_NAMES)
+                   + ". UNet passes per output frame on a long video: exact 66.7, balanced <= 33.3, fast <= 13.3, "
+                   "draft <= 6.67 (printed at the end of every run)")
+    s.add_argument("--steps", type=int, default=None, help="denoising steps per clip (default: the preset's; exact 25)")
+    s.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
+    s.add_argument("--scheduler", choices=scheduler_names, default=None, help="denoising scheduler (default: the "
+                   "preset's; exact: euler, the released one)")
+    s.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                   help="classifier-free guidance only on the steps whose position in the noise schedule lies in "
+                   "[LOW, HIGH], fractions in (0, 1] of the 1000-step SD1.5 schedule, (t+1)/1000 for timestep t "
+                   "(1 = pure noise; 0.5 is sigma 1.6, 0.1 is sigma 0.34); other steps make one conditional pass "
+                   "(Kynkaanniemi et al. 2024). Default: the preset's (exact: every step; 0.001 1 covers every step)")
+    s.add_argument("--cache-interval", type=int, default=None, help="DeepCache (Ma et al. 2023): a full UNet pass "
+                   "every N steps, between them only the outer blocks run on the cached deep features "
+                   "(default: the preset's; 1 = off, exact)")
+    s.add_argument("--cache-depth", type=int, default=None, help="how many outer down/up blocks DeepCache recomputes, "
+                   "1..3 (default 1)")
+
+
+def _report_work(stats) -> None:
+    """The cost line every animate run ends with (docs/SAMPLING.md §12)."""
+    if stats.output_frames:
+        print(stats.line())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -145,6 +179,7 @@ def execute(args: argparse.Namespace, checked, models) -> int:
     from ..media.video_out import write_video
     from ..motion.extract import encode_source, extract_image_motion, extract_motion
     from ..pipeline import iter_animate, to_uint8
+    from ..sampling.cost import SamplingStats
 
     still = checked.driver_kind == "image"
     if still:
@@ -159,6 +194,7 @@ def execute(args: argparse.Namespace, checked, models) -> int:
     model = models.mimaface(args.weights, mode="image" if still else "video", device=checked.device,
                             dtype=checked.dtype, vae=args.vae)
     options = animate_options(args)
+    stats = SamplingStats()
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder, what=f"--source {args.source}")
     with ProgressBars() as bars:
@@ -178,7 +214,7 @@ def execute(args: argparse.Namespace, checked, models) -> int:
         log.info("animating %d frame(s): %s", len(motion), _plan_text(options.sampling, len(motion), still))
 
         def frames():
-            chunks = iter_animate(model, source, motion, options, fps=fps, on_step=bars.step)
+            chunks = iter_animate(model, source, motion, options, fps=fps, on_step=bars.step, stats=stats)
             if args.paste_back:
                 chunks = _pasted(chunks, originals, motion, args.feather)
             for chunk in chunks:
@@ -192,6 +228,7 @@ def execute(args: argparse.Namespace, checked, models) -> int:
             written = write_video(args.out, (even_frame(f) for f in frames()), fps,
                                   audio_from=None if still else audio_of(args.driving))
     print(f"wrote {written} frame(s) to {args.out}")
+    _report_work(stats)
     return written
 
 
@@ -331,10 +368,12 @@ def _run_audio(args: argparse.Namespace, checked, models) -> int:
     from ..media.video_out import write_video
     from ..motion.extract import encode_source
     from ..pipeline import iter_animate, to_uint8
+    from ..sampling.cost import SamplingStats
 
     # the checks that need no model ran in the job's check (check_audio_args)
     options, weights_path = checked.audio
     speech = load_audio(args.audio, max_frames=args.limit, what="--audio")
+    stats = SamplingStats()
     log.info("audio: %s, %.2f s at %d Hz (%d channel(s)) → %d frames at %d fps", speech.name, speech.duration,
              speech.source_rate, speech.channels, min(speech.num_frames, args.limit or speech.num_frames), FPS)
     from .checks import check_keyframes
@@ -359,7 +398,7 @@ def _run_audio(args: argparse.Namespace, checked, models) -> int:
         log.info("animating %d frame(s): %s", len(motion), _plan_text(options_mia.sampling, len(motion), False))
 
         def frames():
-            chunks = iter_animate(model, source, motion, options_mia, fps=float(FPS), on_step=bars.step)
+            chunks = iter_animate(model, source, motion, options_mia, fps=float(FPS), on_step=bars.step, stats=stats)
             if args.paste_back:
                 chunks = _pasted(chunks, _repeat(checked.source), motion, args.feather)
             for chunk in chunks:
@@ -367,6 +406,7 @@ def _run_audio(args: argparse.Namespace, checked, models) -> int:
 
         written = write_video(args.out, (even_frame(f) for f in frames()), float(FPS), audio_from=args.audio)
     print(f"wrote {written} frame(s) at {FPS} fps to {args.out}")
+    _report_work(stats)
     return written
 
 
@@ -394,8 +434,10 @@ def _run_keyframes_only(args: argparse.Namespace, checked, models) -> int:
     from ..motion.extract import encode_source
     from ..motion.keyframes import DEFAULT_FPS, still_motion
     from ..pipeline import iter_animate, to_uint8
+    from ..sampling.cost import SamplingStats
 
     fps = float(args.fps or DEFAULT_FPS)
+    stats = SamplingStats()
     model = models.mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     source = encode_source(checked.source, detector, model.d3dfr, model.identity_encoder, what=f"--source {args.source}")
@@ -404,7 +446,7 @@ def _run_keyframes_only(args: argparse.Namespace, checked, models) -> int:
     log.info("animating %d frame(s): %s", len(motion), _plan_text(options.sampling, len(motion), False))
     with ProgressBars() as bars:
         def frames():
-            chunks = iter_animate(model, source, motion, options, fps=fps, on_step=bars.step)
+            chunks = iter_animate(model, source, motion, options, fps=fps, on_step=bars.step, stats=stats)
             if args.paste_back:
                 chunks = _pasted(chunks, _repeat(checked.source), motion, args.feather)
             for chunk in chunks:
@@ -412,4 +454,5 @@ def _run_keyframes_only(args: argparse.Namespace, checked, models) -> int:
 
         written = write_video(args.out, (even_frame(f) for f in frames()), fps)
     print(f"wrote {written} frame(s) at {fps:g} fps to {args.out}")
+    _report_work(stats)
     return written

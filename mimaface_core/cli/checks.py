@@ -14,7 +14,7 @@ VIDEO_OUTPUTS = {".mp4"}
 IMAGE_OUTPUTS = {".png", ".jpg", ".jpeg", ".webp"}
 #: The command's numeric options, checked (in this order) against ``mimaface_core.ranges.OPTION_RANGES``.
 RANGED_OPTIONS = ("stride", "limit", "frames", "steps", "clip_length", "overlap", "guidance", "seed", "expression_scale",
-                  "smoothing", "pitch", "yaw", "roll", "feather", "pose_style", "fps")
+                  "smoothing", "pitch", "yaw", "roll", "feather", "pose_style", "fps", "cache_interval", "cache_depth")
 
 
 @dataclass
@@ -98,7 +98,10 @@ def check_animate_args(args) -> CheckedInputs:
     """
     from ..media.images import load_image
 
+    from .options import sampling_options
+
     check_ranges(args)
+    sampling_options(args)  # --preset, --guidance-interval, ...: refused here, before any model loads
     source = load_image(args.source, "--source")
     keyframes = check_keyframe_args(args)
     kind = None if args.audio is not None or args.driving is None else check_driver(args.driving)
@@ -119,6 +122,10 @@ def check_animate_args(args) -> CheckedInputs:
                             "download on the weights folder, or give --vae FILE (an SD1.5 VAE such as "
                             "vae-ft-mse-840000-ema-pruned.safetensors).")
     device, dtype = check_device(args.device, args.dtype)
+    if getattr(args, "compile", False):
+        from ..sampling.compile import check_compile
+
+        check_compile(device, "--compile")
     return CheckedInputs(source, kind, device, dtype, keyframes)
 
 

@@ -76,6 +76,7 @@ def run_faces(args: argparse.Namespace, checked, models) -> int:
     from ..media.video_in import FRAME_FOLDER_FPS, iter_video_frames, video_info
     from ..media.video_out import write_video
     from ..pipeline import to_uint8
+    from ..sampling.cost import SamplingStats
     from .options import animate_options, audio_of, even_frame
     from .progress import ProgressBars
 
@@ -89,6 +90,7 @@ def run_faces(args: argparse.Namespace, checked, models) -> int:
     model = models.mimaface(args.weights, mode="video", device=checked.device, dtype=checked.dtype, vae=args.vae)
     detector = make_detector(args.detector, device=model.device, models_dir=args.mediapipe_models)
     options = animate_options(args)
+    stats = SamplingStats()
     with ProgressBars() as bars:
         plan = plan_faces(checked.source, driving, detector, model.d3dfr, model.identity_encoder, faces=faces,
                           face_map=face_map, tracking=tracking, box_mode=args.box_mode, fps=fps,
@@ -103,9 +105,10 @@ def run_faces(args: argparse.Namespace, checked, models) -> int:
         def out_frames():
             for chunk in iter_animate_faces(model, plan.sources, plan.drivers, checked.source, options,
                                             base_frames=driving() if args.paste_back else None,
-                                            feather=args.feather, fps=fps, on_step=bars.step):
+                                            feather=args.feather, fps=fps, on_step=bars.step, stats=stats):
                 yield from to_uint8(chunk.frames)
 
         written = write_video(args.out, (even_frame(f) for f in out_frames()), fps, audio_from=audio_of(args.driving))
     print(f"wrote {written} frame(s) with {len(plan.drivers)} animated face(s) to {args.out}")
+    print(f"{stats.line()} (per animated face frame)")
     return written

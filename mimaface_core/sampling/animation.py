@@ -17,6 +17,7 @@ import torch
 
 from ..errors import SamplingCancelled
 from .conditioning import ClipConditioner
+from .cost import SamplingStats
 from .ica import plan_clips
 from .sampler import (
     Float32Copy,
@@ -62,8 +63,8 @@ def animate_latents(unet: torch.nn.Module, conditioner: ClipConditioner, options
                     video: bool, decode: Decoder | None = None, on_step: StepCallback | None = None,
                     on_progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
                     fp32_unet: Float32Copy | None = None,
-                    fp32_conditioner: Callable[[], ClipConditioner] | None = None
-                    ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor | None]]:
+                    fp32_conditioner: Callable[[], ClipConditioner] | None = None,
+                    stats: SamplingStats | None = None) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor | None]]:
     """Sample every frame of ``conditioner``, in order, a clip (or a frame) at a time.
 
     Args:
@@ -77,6 +78,8 @@ def animate_latents(unet: torch.nn.Module, conditioner: ClipConditioner, options
         fp32_unet: float32 UNet copy for the NaN fallback (fp16/bf16 models; only the affected
             clip or frame is sampled again, the caller's model is untouched).
         fp32_conditioner: float32 conditioning for that fallback when the clip's own is not finite.
+        stats: filled with the work done, in full-UNet-pass units, and the output frames
+            (``sampling.cost.SamplingStats``; ``stats.line()`` is the CLI's last line).
 
     Yields:
         (frame indices, their latents (k, 4, h, w) float32 on the CPU, × 0.18215, their decoded
@@ -87,6 +90,10 @@ def animate_latents(unet: torch.nn.Module, conditioner: ClipConditioner, options
         ``video=True``.
     """
     n = len(conditioner)
+    if options.compile or options.channels_last:
+        from .compile import prepare_unet
+
+        unet = prepare_unet(unet, options.compile, options.channels_last)
     if video:
         clips = plan_clips(n, options.clip_length, options.overlap, options.skip_unused_clips)
         conditioned = conditioner.frames_to_condition(clips, options.overlap)
@@ -123,7 +130,7 @@ def animate_latents(unet: torch.nn.Module, conditioner: ClipConditioner, options
                 return conditioner(clip, keep_for_next=options.overlap)
 
             for clip, latents in sample_video(unet, n, clip_inputs, options, on_step=step, cancel=work.cancel,
-                                              fp32_unet=fp32_unet, fp32_inputs=fp32_inputs):
+                                              fp32_unet=fp32_unet, fp32_inputs=fp32_inputs, stats=stats):
                 if not clip.keep:
                     continue
                 kept = latents[list(clip.keep)].float().cpu()
@@ -133,7 +140,7 @@ def animate_latents(unet: torch.nn.Module, conditioner: ClipConditioner, options
             for i in range(n):
                 render_latents, context = conditioner([i])
                 latents = sample_image(unet, render_latents, context, options, fp32_unet=fp32_unet,
-                                       steps=steps).float().cpu()
+                                       steps=steps, stats=stats).float().cpu()
                 yield [i], latents, decoded(latents)
     finally:
         conditioner.tick = previous_tick

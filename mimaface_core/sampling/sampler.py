@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -18,6 +18,10 @@ from ..errors import SamplingCancelled
 from ..networks.denoiser import LATENT_CHANNELS, is_video_unet, predict_noise
 from ..networks.operations import execution_device
 from .ica import CLIP_LENGTH, OVERLAP, Clip, clip_condition, plan_clips
+from .cost import SamplingStats, shallow_share
+from .deepcache import BRANCHES, DeepCache
+from .guidance import check_interval, guided_flags
+from .presets import EXACT, preset_values
 from .schedulers import SCHEDULER_NAMES, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,13 @@ StepCallback = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    """Sampler settings; the defaults are the release's (docs/SAMPLING.md §6–§8).
+    """Sampler settings; the defaults are the release's (docs/SAMPLING.md §6–§8, §10–§12).
+
+    Fields a preset sets (``steps``, ``scheduler``, ``guidance_interval``, ``cache_interval``,
+    ``cache_depth``) default to None, "not given": ``__post_init__`` fills them from ``preset``
+    (``sampling.presets``), so after construction they always hold values, and ``given`` names the
+    ones the caller set (those override the preset). ``dataclasses.replace`` passes every field
+    again, so all become given; to change the preset use :meth:`with_preset`.
 
     Attributes:
         steps: denoising steps per clip (25).
@@ -52,16 +62,36 @@ class SamplingOptions:
         overlap: frames carried from the previous clip by ICA (3).
         skip_unused_clips: drop a trailing clip that contributes no new frame (the release samples
             it anyway; the output is the same, one clip of compute less).
+        compile: ``torch.compile`` the UNet in place before sampling (``sampling.compile``; the
+            first call of each clip shape pays the compilation). False: the release.
+        channels_last: store the UNet's convolution weights NHWC (``sampling.compile``). False:
+            the release.
+        preset: "exact" (the release), "balanced", "fast" or "draft" (``presets.PRESETS``).
+        guidance_interval: (LOW, HIGH) fractions of the schedule in (0, 1]: CFG only on the steps
+            inside (``sampling.guidance``); None: every step (released).
+        cache_interval: DeepCache's N: a full UNet pass every N steps, shallow passes between
+            (``sampling.deepcache``); 1: off (released).
+        cache_depth: outer down/up blocks the shallow pass recomputes (1..3 for SD1.5).
+
+    Raises:
+        ValueError: a value out of range (the message names the field).
     """
 
-    steps: int = 25
+    steps: int | None = None
     guidance: float = 5.0
-    scheduler: str = "euler"
+    scheduler: str | None = None
     seed: int = 0
     noise: str = "same"
     clip_length: int = CLIP_LENGTH
     overlap: int = OVERLAP
     skip_unused_clips: bool = True
+    preset: str = "exact"
+    guidance_interval: tuple[float, float] | None = None
+    cache_interval: int | None = None
+    cache_depth: int | None = None
+    compile: bool = False
+    channels_last: bool = False
+    given: frozenset = field(default=frozenset(), init=False, compare=False, repr=False)
 
     def __post_init__(self):
         """Raises ``ranges.ValueRangeError`` (a ValueError) for steps, guidance, seed, clip length or
@@ -69,12 +99,34 @@ class SamplingOptions:
         ValueError for an unknown scheduler or noise mode."""
         from ..ranges import check_options
 
+        values = preset_values(self.preset)
+        given = frozenset(name for name in values if getattr(self, name) is not None)
+        object.__setattr__(self, "given", given)
+        for name, value in values.items():
+            if name not in given:
+                object.__setattr__(self, name, value)
+        if self.guidance_interval is not None:
+            object.__setattr__(self, "guidance_interval", tuple(float(v) for v in self.guidance_interval))
         check_options({"steps": self.steps, "guidance": self.guidance, "seed": self.seed,
-                       "clip_length": self.clip_length, "overlap": self.overlap}, "sampling options")
+                       "clip_length": self.clip_length, "overlap": self.overlap,
+                       "cache_interval": self.cache_interval, "cache_depth": self.cache_depth}, "sampling options")
         if self.scheduler not in SCHEDULER_NAMES:
             raise ValueError(f"scheduler must be one of {SCHEDULER_NAMES}, got {self.scheduler!r}.")
         if self.noise not in NOISE_MODES:
             raise ValueError(f"noise must be one of {NOISE_MODES}, got {self.noise!r}.")
+        check_interval(self.guidance_interval)
+        if self.cache_interval < 1:
+            raise ValueError(f"cache_interval must be ≥ 1 (1 = no DeepCache), got {self.cache_interval}.")
+        if self.cache_depth < 1:
+            raise ValueError(f"cache_depth must be ≥ 1, got {self.cache_depth}.")
+
+    def with_preset(self, preset: str) -> "SamplingOptions":
+        """The same options under another preset, keeping only the explicitly given preset fields."""
+        import dataclasses
+
+        kept = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.init and (f.name in self.given or f.name not in EXACT)}
+        return SamplingOptions(**{**kept, "preset": preset})
 
 
 class _Steps:
@@ -134,21 +186,30 @@ def _again_in_float32(unet: torch.nn.Module, fp32_unet: Float32Copy | None, what
 
 
 def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor, context: torch.Tensor,
-            options: SamplingOptions, steps: _Steps | None = None) -> torch.Tensor:
+            options: SamplingOptions, steps: _Steps | None = None, stats: SamplingStats | None = None) -> torch.Tensor:
     """Sample one clip (or one image) from unit noise.
+
+    Every step concatenates the same ``condition`` (render latents, ICA latents, mask) to the
+    scaled noisy latents, so the ICA condition works at any step count and with any scheduler.
+    Guidance runs on the steps inside ``options.guidance_interval`` (``sampling.guidance``), the
+    other steps make one conditional pass; with ``options.cache_interval`` > 1 a DeepCache owned by
+    this call (this clip) replaces the deep UNet blocks on the steps between full ones
+    (``sampling.deepcache``). With the defaults this is the released loop, number for number.
 
     Args:
         unet: the 2D or video UNet (13 input channels).
         noise: (1, 4, [F,] h, w) unit Gaussian noise (multiplied here by ``init_noise_sigma``).
         condition: (1, 9, [F,] h, w) render latents, ICA latents and mask (channels 4..12).
         context: (1, 264, 768) appearance context; the unconditional branch uses zeros (docs/SAMPLING.md §7).
-        options: steps, guidance and scheduler.
+        options: steps, guidance (scale and interval), scheduler and DeepCache.
+        stats: work counted here in full-UNet-pass units (``sampling.cost``).
 
     Returns:
         (1, 4, [F,] h, w) float32 final latents.
 
     Raises:
         SamplingCancelled: when the cancel check fires (checked before every step).
+        ValueError: a cache depth this UNet does not have.
     """
     device, dtype = execution_device(unet), next(unet.parameters()).dtype  # device: see execution_device
     scheduler = make_scheduler(options.scheduler)
@@ -156,22 +217,44 @@ def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor,
     latents = noise.to(device, torch.float32) * scheduler.init_noise_sigma
     condition = condition.to(device, dtype)
     context = context.to(device, dtype)
-    guided = options.guidance != 1.0
-    if guided:
-        context = torch.cat([torch.zeros_like(context), context])
-    for t in scheduler.timesteps:
+    guided = guided_flags(scheduler.timesteps, options.guidance, options.guidance_interval)
+    pair = torch.cat([torch.zeros_like(context), context]) if any(guided) else None
+    cache = DeepCache(unet, options.cache_interval, options.cache_depth) if options.cache_interval > 1 else None
+    frames = noise.shape[2] if noise.dim() == 5 else 1
+    for i, t in enumerate(scheduler.timesteps):
         if steps is not None:
             steps.check()
         x = torch.cat([scheduler.scale_model_input(latents, t).to(dtype), condition], dim=1)
+        g = guided[i]
+
+        def run(x=x, t=t, g=g):
+            return predict_noise(unet, torch.cat([x, x]) if g else x, t, pair if g else context)
+
         with torch.inference_mode():
-            eps = predict_noise(unet, torch.cat([x, x]) if guided else x, t, context).float()
-        if guided:
+            eps, full = (run(), True) if cache is None else cache(run, i, BRANCHES if g else BRANCHES[1:])
+            eps = eps.float()
+        if g:
             uncond, cond = eps.chunk(2)
             eps = uncond + options.guidance * (cond - uncond)
         latents = scheduler.step(eps, t, latents, return_dict=False)[0]
+        if stats is not None:
+            _count(stats, unet, options, frames, latents.shape[-2:], g, full)
         if steps is not None:
             steps.step()
     return latents
+
+
+def _count(stats: SamplingStats, unet, options: SamplingOptions, frames: int, size, guided: bool, full: bool) -> None:
+    """Add one step's work to ``stats`` (docs/SAMPLING.md §12)."""
+    share = 1.0
+    if not full:
+        share = shallow_share(unet, frames, size[0], size[1], options.cache_depth)
+        stats.shallow_share = share
+    stats.unet_passes += (2 if guided else 1) * frames * share
+    stats.full_passes += int(full)
+    stats.shallow_passes += int(not full)
+    stats.steps += 1
+    stats.guided_steps += int(guided)
 
 
 def _noise(shape: tuple[int, ...], options: SamplingOptions, generator: torch.Generator | None) -> torch.Tensor:
@@ -184,7 +267,8 @@ def _noise(shape: tuple[int, ...], options: SamplingOptions, generator: torch.Ge
 def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: torch.Tensor,
                  options: SamplingOptions = SamplingOptions(), on_step: StepCallback | None = None,
                  cancel: Callable[[], bool] | None = None, noise: torch.Tensor | None = None,
-                 fp32_unet: Float32Copy | None = None, steps: "_Steps | None" = None) -> torch.Tensor:
+                 fp32_unet: Float32Copy | None = None, steps: "_Steps | None" = None,
+                 stats: SamplingStats | None = None) -> torch.Tensor:
     """Image mode (docs/SAMPLING.md §1): the 2D UNet, channels 8..12 zero.
 
     Args:
@@ -194,6 +278,7 @@ def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: t
         fp32_unet: makes a float32 copy of the UNet; with a float16/bfloat16 UNet, a result with
             NaN/inf values is sampled again on that copy (logged).
         steps: a shared step counter (several images in one progress bar).
+        stats: the work is counted here (``sampling.cost``).
 
     Returns:
         (1, 4, h, w) float32 final latents.
@@ -203,15 +288,17 @@ def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: t
         noise = _noise((1, LATENT_CHANNELS, h, w), options, None)
     condition = torch.cat([render_latents.float(), torch.zeros(1, LATENT_CHANNELS + 1, h, w)], dim=1)
     steps = steps or _Steps(options.steps, on_step, cancel)
-    latents = denoise(unet, noise, condition, context, options, steps)
+    latents = denoise(unet, noise, condition, context, options, steps, stats)
     if not _finite(latents):
         def again(unet32):
             steps.add(options.steps)
-            return denoise(unet32, noise, condition, context.float(), options, steps)
+            return denoise(unet32, noise, condition, context.float(), options, steps, stats)
 
         redone = _again_in_float32(unet, fp32_unet, "the image", again)
         if redone is not None:
             latents = redone
+    if stats is not None:
+        stats.output_frames += 1
     return latents
 
 
@@ -222,7 +309,8 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
                  options: SamplingOptions = SamplingOptions(), on_step: StepCallback | None = None,
                  cancel: Callable[[], bool] | None = None,
                  noise: torch.Tensor | None = None, fp32_unet: Float32Copy | None = None,
-                 fp32_inputs: ClipInputs | None = None) -> Iterator[tuple[Clip, torch.Tensor]]:
+                 fp32_inputs: ClipInputs | None = None,
+                 stats: SamplingStats | None = None) -> Iterator[tuple[Clip, torch.Tensor]]:
     """The ICA clip loop (docs/SAMPLING.md §5), one clip at a time.
 
     Args:
@@ -239,6 +327,7 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
             latents hold NaN/inf is sampled again on that copy (logged; only that clip).
         fp32_inputs: the clip's inputs computed in float32, used by that fallback when the
             clip's own render latents or context are not finite.
+        stats: the work and the output frames (``clip.keep``) are counted here (``sampling.cost``).
 
     Yields:
         (clip, latents) with latents (F, 4, h, w) float32 on the UNet's device; the frames to
@@ -262,17 +351,19 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
         f, _, h, w = render_latents.shape
         condition = condition_of(render_latents)
         start_noise = noise if noise is not None else _noise((1, LATENT_CHANNELS, f, h, w), options, generator)
-        latents = denoise(unet, start_noise, condition, context, options, steps)[0].transpose(0, 1)
+        latents = denoise(unet, start_noise, condition, context, options, steps, stats)[0].transpose(0, 1)
         if not _finite(latents):
             def again(unet32, clip=clip, render_latents=render_latents, context=context, condition=condition):
                 if fp32_inputs is not None and not _finite(render_latents, context):
                     render_latents, context = fp32_inputs(clip)
                     condition = condition_of(render_latents)
                 steps.add(options.steps)
-                return denoise(unet32, start_noise, condition, context.float(), options, steps)[0].transpose(0, 1)
+                return denoise(unet32, start_noise, condition, context.float(), options, steps, stats)[0].transpose(0, 1)
 
             redone = _again_in_float32(unet, fp32_unet, f"clip {clip.index}", again)
             if redone is not None:
                 latents = redone
         previous = latents
+        if stats is not None:
+            stats.output_frames += len(clip.keep)
         yield clip, latents
