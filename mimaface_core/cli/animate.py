@@ -86,6 +86,9 @@ def add_parser(sub) -> None:
     from .faces import add_face_arguments
 
     add_face_arguments(p)
+    from .footage import add_footage_arguments
+
+    add_footage_arguments(p)
     k = p.add_argument_group("expression keyframes")
     k.add_argument("--keyframes", type=Path, default=None, help="a keyframe file (one '<frame or 1.5s>[ step|linear|"
                    "smooth]: <control>=<value or hold>, ...' per line, or JSON) animating named controls (smile, "
@@ -119,7 +122,10 @@ def run(args: argparse.Namespace) -> None:
 
     checked = check_animate_args(args)
     from .faces import run_faces, wants_faces
+    from .footage import run_footage, wants_footage
 
+    if wants_footage(args):
+        return run_footage(args, checked)
     if wants_faces(args):
         return run_faces(args, checked)
     if args.audio is not None:
