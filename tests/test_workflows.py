@@ -60,7 +60,8 @@ def test_workflow_validates(path):
 
 def test_workflow_folder_uses_only_core_nodes_and_ours():
     assert [p.stem for p in WORKFLOWS] == ["mimaface_audio_driven", "mimaface_coefficient_editing",
-                                           "mimaface_custom_base_checkpoint", "mimaface_expression_keyframes",
+                                           "mimaface_custom_base_checkpoint", "mimaface_dub_video",
+                                           "mimaface_expression_keyframes",
                                            "mimaface_group_photo", "mimaface_image_reenactment",
                                            "mimaface_video_reenactment"]
     used = {n["type"] for p in WORKFLOWS for n in wg.load_workflow(p)["nodes"]}
