@@ -64,6 +64,8 @@ class FootageMotion:
             "audio_weights": (files, {"tooltip": "SadTalker's weights (used with audio)."}),
             "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF, "control_after_generate": True,
                              "tooltip": "Seeds SadTalker's blinks (face region with audio)."}),
+            "frame_limit": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "tooltip": "Make at most this many "
+                            "frames (0 = as long as the audio, or the footage). Cut the AUDIO the same way."}),
         }, "optional": {
             "audio": ("AUDIO", {"tooltip": "New speech (dubbing): the output lasts as long as it."}),
             "performance_motion": (MOTION, {"tooltip": "Another performance (Extract 3DMM Motion on a video): its "
@@ -71,7 +73,7 @@ class FootageMotion:
         }}
 
     def perform(self, model, footage, fps, region, footage_loop, reference_frame, face, audio_weights, seed,
-                audio=None, performance_motion=None):
+                frame_limit=0, audio=None, performance_motion=None):
         from mimaface_core.audio.decode import FPS, speech_from_waveform
         from mimaface_core.audio.motion import AudioMotionOptions, audio_motion
         from mimaface_core.face.tracks import FaceTracks
@@ -119,6 +121,8 @@ class FootageMotion:
                     am = audio_motion(source.motion(), speech, loaded.audio, AudioMotionOptions("still", 0, "random",
                                                                                                 seed))
                 performance = resample(am.coeffs, float(FPS), fps, wanted)
+            if frame_limit:
+                wanted = min(wanted, frame_limit)
             order = frame_order(n, wanted, footage_loop)
             if performance is not None:
                 performance = performance[:len(order)]

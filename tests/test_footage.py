@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TALKING = ROOT / "example_media" / "driving_talking.mp4"
 PORTRAIT = ROOT / "example_media" / "portrait_eileen_collins.jpg"
 FAST = ["--steps", "1", "--clip-length", "16", "--overlap", "2", "--device", "cpu"]
-SHORT = 12  # frames of the short cut: the speech (3 s) is longer, so the footage plays ping-pong
+SHORT = 12  # frames of the short cut: the speech (1.2 s) is longer, so the footage plays ping-pong
+SPEECH_SECONDS = 1.2
 
 
 def _read(path):
@@ -40,12 +41,27 @@ def short_clip(tmp_path_factory):
     return path
 
 
-def test_cli_dubs_short_footage_ping_pong(audio_root, short_clip, tmp_path):
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    """The first SPEECH_SECONDS of the shipped speech (the talking clip's sound) as a 16 kHz wav."""
+    import wave
+
+    samples = load_audio(TALKING).samples[:int(SPEECH_SECONDS * 16000)]
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
+    return path
+
+
+def test_cli_dubs_short_footage_ping_pong(audio_root, short_clip, speech, tmp_path):
     out, saved = tmp_path / "dubbed.mp4", tmp_path / "motion"
-    assert main(["animate", "--source", str(short_clip), "--audio", str(TALKING), "--weights", str(audio_root),
+    assert main(["animate", "--source", str(short_clip), "--audio", str(speech), "--weights", str(audio_root),
                  "--out", str(out), "--save-motion", str(saved), *FAST]) == 0
     info, footage = video_info(out), video_info(short_clip)
-    wanted = int(load_audio(TALKING).num_frames * footage.fps / FPS)
+    wanted = int(load_audio(speech).num_frames * footage.fps / FPS)
     kinds, frames = _read(out)
     assert len(frames) == wanted > SHORT
     assert (info.width, info.height) == (footage.width, footage.height) == (640, 480)
