@@ -37,9 +37,14 @@ def add_footage_arguments(p) -> None:
 
 
 def is_footage(path) -> bool:
-    """Whether ``--source`` is footage (a folder, or a file that is not a still image)."""
+    """Whether ``--source`` is footage: a folder holding frame images, or a file that is not a still
+    image (a video or a GIF). A folder without frames is left to the image checks (they name it)."""
     path = Path(path)
-    return path.is_dir() or path.suffix.lower() not in STILL_SUFFIXES
+    if path.is_dir():
+        from ..media.video_in import frame_files
+
+        return bool(frame_files(path))
+    return path.suffix.lower() not in STILL_SUFFIXES
 
 
 def wants_footage(args) -> bool:
