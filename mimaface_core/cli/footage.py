@@ -241,8 +241,11 @@ def run_footage(args: argparse.Namespace, checked) -> None:
         if not faces_in:
             raise MIMAFaceError("--source: none of the chosen faces could be followed on its crop; nothing to "
                                 "re-perform.")
-        if args.save_motion is not None and len(faces_in) == 1:
-            print(f"wrote the motion to {next(iter(faces_in.values()))[1].save(args.save_motion).with_suffix('.json')}")
+        if args.save_motion is not None:
+            for t, (_, m) in faces_in.items():
+                path = args.save_motion if len(faces_in) == 1 else \
+                    args.save_motion.with_name(f"{args.save_motion.with_suffix('').name}_face{t}")
+                print(f"wrote the motion of face track {t} to {m.save(path).with_suffix('.json')}")
         import dataclasses
 
         options = dataclasses.replace(animate_options(args, expression_scale=1.0), pose="absolute", smoothing=0)
