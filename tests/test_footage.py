@@ -249,3 +249,26 @@ def test_bad_footage_inputs_fail_early_naming_them(audio_root, short_clip, tmp_p
         main(["animate", *map(str, src), "--audio", str(TALKING), "--region", "eyes", "--out", str(tmp_path / "o.mp4")])
     assert "--region" in capsys.readouterr().err
     assert "--audio" in _error(capsys, tmp_path, *src)  # footage without a performance
+
+
+def test_transfer_and_keyframe_edit_keep_the_footage_pose(talking, animate_model):
+    from mimaface_core.footage.length import frame_order
+    from mimaface_core.footage.motion import footage_motion
+    from mimaface_core.morphable.coefficients import ANGLES, EXP, TRANSLATION
+    from mimaface_core.morphable.controls import controls_for
+    from mimaface_core.motion.keyframes import keyframe_motion, parse_keyframes
+
+    _, motion, _ = talking
+    controls, n = controls_for(animate_model.bfm), len(motion)
+    order = frame_order(n, n)
+    driver = motion.coeffs.flip(0)  # another performance: the clip played backwards
+    moved = footage_motion(motion, order, driver, "transfer", "face", controls, animate_model.bfm)
+    expected = motion.coeffs[:1, EXP] + driver[:, EXP] - driver[:1, EXP]
+    assert torch.allclose(moved.coeffs[:, EXP], expected, atol=1e-6)
+    assert torch.equal(moved.coeffs[:, ANGLES], motion.coeffs[:, ANGLES])
+    assert torch.equal(moved.coeffs[:, TRANSLATION], motion.coeffs[:, TRANSLATION])
+    own = footage_motion(motion, order, None, "footage", "face", controls, animate_model.bfm)
+    assert torch.equal(own.coeffs[:, EXP], motion.coeffs[:, EXP]), "keyframes alone start from its own expression"
+    edited = keyframe_motion(own, parse_keyframes("0: smile=0.5\n"), controls, motion.fps)
+    smile = controls.read(edited.coeffs)["smile"] - controls.read(own.coeffs)["smile"]
+    assert torch.allclose(smile, torch.full((n,), 0.5), atol=1e-4)
