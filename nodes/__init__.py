@@ -9,6 +9,7 @@ from .audio import AudioToMotion
 from .composite import PasteBack
 from .evaluate import EvaluateAnimation
 from .faces import FaceTracksMotion, PasteBackFaces, SourceFaces
+from .footage import FootageMotion
 from .expressions import ExpressionControls, ExpressionKeyframes
 from .gaze import GazeEmbed
 from .loaders import LoadMIMAFaceModel
@@ -37,6 +38,7 @@ _NODES = {
     "MIMAFacePasteBackFaces": (PasteBackFaces, "Paste Back Faces (MIMAFace)"),
     "MIMAFaceExpressionKeyframes": (ExpressionKeyframes, "Expression Keyframes (MIMAFace)"),
     "MIMAFaceExpressionControls": (ExpressionControls, "Expression Controls (MIMAFace)"),
+    "MIMAFaceFootageMotion": (FootageMotion, "Footage Motion (MIMAFace)"),
 }
 NODE_CLASS_MAPPINGS: dict[str, type] = {k: v[0] for k, v in _NODES.items()}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {k: v[1] for k, v in _NODES.items()}

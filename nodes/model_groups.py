@@ -104,7 +104,8 @@ class Group:
         return {n: module[n] for n in self.networks}
 
 
-_FACE_NODES = ("MIMAFaceExtractMotion", "MIMAFaceGazeEmbed", "MIMAFaceMIAAppearanceEncode", "MIMAFaceEvaluateAnimation")
+_FACE_NODES = ("MIMAFaceExtractMotion", "MIMAFaceGazeEmbed", "MIMAFaceMIAAppearanceEncode", "MIMAFaceEvaluateAnimation",
+               "MIMAFaceFootageMotion")
 
 #: Every group, defined once: name → :class:`Group`.
 GROUPS: dict[str, Group] = {
@@ -117,9 +118,9 @@ GROUPS: dict[str, Group] = {
     "denoiser": Group(MIMAFaceDenoiser, ("denoiser",), ("MIMAFaceICAClipSampler",), True, _modules("denoiser")),
     "vae": Group(MIMAFaceVAE, ("vae",), ("MIMAFaceICAClipSampler",), True,  # only when no core VAE is wired
                  lambda h: {"vae": h.model.require_vae()}),
-    "bfm": Group(MIMAFaceBFM, ("bfm",), ("MIMAFaceRenderCoeffImage",), False,
+    "bfm": Group(MIMAFaceBFM, ("bfm",), ("MIMAFaceRenderCoeffImage", "MIMAFaceFootageMotion"), False,
                  lambda h: {"bfm": h.model.bfm.as_module()}, lambda h, g: {"bfm": g["bfm"].model()}),
-    "audio": Group(MIMAFaceAudio, ("audio",), ("MIMAFaceAudioToMotion",), False,
+    "audio": Group(MIMAFaceAudio, ("audio",), ("MIMAFaceAudioToMotion", "MIMAFaceFootageMotion"), False,
                    lambda h: {"audio2exp": h.networks.audio2exp, "audio2pose": h.networks.audio2pose},
                    lambda h, g: {"audio": h.networks}),
     "metrics": Group(MIMAFaceMetrics, ("metrics",), ("MIMAFaceEvaluateAnimation",), False,

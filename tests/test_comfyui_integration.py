@@ -345,7 +345,7 @@ def _api(server, name: str, **sampler) -> dict:
                               "format.codec": codec, "codec": codec}
         if node["class_type"] == "MIMAFaceICAClipSampler":
             node["inputs"].update({**FAST, **sampler})
-        if node["class_type"] == "MIMAFaceAudioToMotion":
+        if node["class_type"] in ("MIMAFaceAudioToMotion", "MIMAFaceFootageMotion"):
             node["inputs"]["frame_limit"] = 2
         if node["class_type"] == "MIMAFaceExpressionKeyframes":
             # the shipped track spans the example speech (3 s); here the speech is cut to 2 frames, so a

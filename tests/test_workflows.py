@@ -60,7 +60,8 @@ def test_workflow_validates(path):
 
 def test_workflow_folder_uses_only_core_nodes_and_ours():
     assert [p.stem for p in WORKFLOWS] == ["mimaface_audio_driven", "mimaface_coefficient_editing",
-                                           "mimaface_custom_base_checkpoint", "mimaface_expression_keyframes",
+                                           "mimaface_custom_base_checkpoint", "mimaface_dub_video",
+                                           "mimaface_expression_keyframes",
                                            "mimaface_group_photo", "mimaface_image_reenactment",
                                            "mimaface_video_reenactment"]
     used = {n["type"] for p in WORKFLOWS for n in wg.load_workflow(p)["nodes"]}
@@ -257,7 +258,7 @@ def fast(api: dict) -> dict:
     for node in api.values():
         if node["class_type"] == "MIMAFaceICAClipSampler":
             node["inputs"].update(FAST)
-        if node["class_type"] == "MIMAFaceAudioToMotion":
+        if node["class_type"] in ("MIMAFaceAudioToMotion", "MIMAFaceFootageMotion"):
             node["inputs"]["frame_limit"] = FRAMES
         if node["class_type"] == "MIMAFaceEvaluateAnimation":
             node["inputs"].update({k: FAST[k] for k in ("clip_length", "overlap")})
@@ -442,3 +443,24 @@ def test_group_photo_runs_one_chain_per_face(comfy_env):
     outside = mask[0] == 0
     assert outside.float().mean() > 0.3
     assert torch.equal(video["images"][0][outside], ref[outside])
+
+
+def test_dub_video_runs(comfy_env):
+    """The dubbing workflow: the footage's frames (the stand-in's first FRAMES) with the face
+    re-performed by the speech, the footage's size and rate, the new AUDIO, and the footage's
+    pixels exactly outside Paste Back's region mask."""
+    api = fast(wg.to_api(_load("mimaface_dub_video"), DEFS))
+    results = wg.run_api(api, comfy_env)
+    footage_node = _by_title(api, "Footage Motion (MIMAFace)")
+    motion, source_motion, crop, masks, frames, fps = results[footage_node]
+    speech = results[_by_title(api, "Load Audio (new speech)")][0]
+    assert len(motion) == len(masks) == len(frames) == FRAMES and len(source_motion) == 1
+    assert crop.shape == (1, 512, 512, 3) and masks.shape == (FRAMES, 512, 512) and float(masks.max()) > 0
+    assert fps == pytest.approx(30000 / 1001) and motion.info["region"] == "lower_face"
+    pasted, mask = results[_by_title(api, "Paste Back (MIMAFace)")]
+    assert pasted.shape == (FRAMES, 480, 640, 3)
+    outside = mask == 0
+    assert outside.any() and (~outside).any()
+    assert torch.equal(pasted[outside], frames[outside]), "outside the mask: the footage as decoded"
+    video = comfy_env.saved[_by_title(api, "Save Video")]
+    assert video["fps"] == fps and video["audio"] is speech and video["images"].shape == pasted.shape

@@ -51,6 +51,7 @@ FILE_COMBOS = frozenset({
     ("MIMAFaceLoadModel", "reference_checkpoint"), ("MIMAFaceLoadModel", "vae"),
     ("MIMAFaceLoadMotion", "motion_file"), ("VAELoader", "vae_name"), ("CheckpointLoaderSimple", "ckpt_name"),
     ("MIMAFaceAudioToMotion", "audio_weights"), ("LoraLoaderModelOnly", "lora_name"),
+    ("MIMAFaceFootageMotion", "audio_weights"),
 })
 
 

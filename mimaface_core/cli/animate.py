@@ -88,6 +88,9 @@ def add_parser(sub) -> None:
     from .faces import add_face_arguments
 
     add_face_arguments(p)
+    from .footage import add_footage_arguments
+
+    add_footage_arguments(p)
     k = p.add_argument_group("expression keyframes")
     k.add_argument("--keyframes", type=Path, default=None, help="a keyframe file (one '<frame or 1.5s>[ step|linear|"
                    "smooth]: <control>=<value or hold>, ...' per line, or JSON) animating named controls (smile, "
@@ -164,7 +167,10 @@ def execute(args: argparse.Namespace, checked, models) -> int:
     speech, keyframes alone, or a driving video / image. Returns the number of frames written."""
     from .checks import check_keyframes
     from .faces import run_faces, wants_faces
+    from .footage import run_footage, wants_footage
 
+    if wants_footage(args):
+        return run_footage(args, checked, models)
     if wants_faces(args):
         return run_faces(args, checked, models)
     if args.audio is not None:

@@ -32,6 +32,7 @@ class CheckedInputs:
     keyframes: object = None
     faces: tuple | None = None
     audio: tuple | None = None
+    footage: object = None
 
 
 def check_ranges(args) -> None:
@@ -98,14 +99,17 @@ def check_animate_args(args) -> CheckedInputs:
     """
     from ..media.images import load_image
 
+    from .footage import check_footage_source, wants_footage
     from .options import sampling_options
 
     check_ranges(args)
     sampling_options(args)  # --preset, --guidance-interval, ...: refused here, before any model loads
-    source = load_image(args.source, "--source")
-    keyframes = check_keyframe_args(args)
+    footage = wants_footage(args)
+    source = None if footage else load_image(args.source, "--source")
+    keyframes = check_keyframe_args(args, footage)
     kind = None if args.audio is not None or args.driving is None else check_driver(args.driving)
-    if kind == "image":
+    info = check_footage_source(args, kind) if footage else None
+    if kind == "image" and not footage:
         check_output(args.out, IMAGE_OUTPUTS | VIDEO_OUTPUTS)
     else:
         check_output(args.out, VIDEO_OUTPUTS)
@@ -126,15 +130,19 @@ def check_animate_args(args) -> CheckedInputs:
         from ..sampling.compile import check_compile
 
         check_compile(device, "--compile")
-    return CheckedInputs(source, kind, device, dtype, keyframes)
+    return CheckedInputs(source, kind, device, dtype, keyframes, footage=info)
 
 
-def check_keyframe_args(args):
+def check_keyframe_args(args, footage: bool = False):
     """``--keyframes``/``--frames``/``--save-motion``: a driver or a keyframe track with a length;
     the track parsed, and checked against ``--frames`` when there is no driver. Returns the parsed
-    :class:`~mimaface_core.motion.keyframes.Keyframes` or None."""
+    :class:`~mimaface_core.motion.keyframes.Keyframes` or None. ``footage``: the source is footage
+    (it gives the length; keyframes alone edit its own performance)."""
     keys_path, frames = getattr(args, "keyframes", None), getattr(args, "frames", None)
-    driven = args.driving is not None or args.audio is not None
+    driven = args.driving is not None or args.audio is not None or footage
+    if footage and not (args.driving is not None or args.audio is not None) and keys_path is None:
+        raise MIMAFaceError("--source is footage (a video): give its new performance: --audio (dubbing), --driving "
+                            "(another video) or --keyframes FILE (an edit of its own performance).")
     if not driven and keys_path is None:
         raise MIMAFaceError("give a driver: --driving (a video, frames or an image), --audio (speech), or "
                             "--keyframes FILE with --frames N (the still photo animated by keyframes alone).")

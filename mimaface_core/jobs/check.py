@@ -16,9 +16,12 @@ def check_animate(args):
     from ..cli.animate import check_audio_args
     from ..cli.checks import check_animate_args
     from ..cli.faces import check_face_args, wants_faces
+    from ..cli.footage import wants_footage
 
     checked = check_animate_args(args)
-    if wants_faces(args):
+    if wants_footage(args):
+        pass  # footage mode: its model-free checks ran in check_animate_args (cli.footage.check_footage_source)
+    elif wants_faces(args):
         checked.faces = check_face_args(args, checked)
     elif args.audio is not None:
         checked.audio = check_audio_args(args)
