@@ -72,6 +72,93 @@ def test_workflow_folder_uses_only_core_nodes_and_ours():
     assert "ComfyUI 0.3.64" in about["comfyui"]
 
 
+BLUEPRINTS = sorted((ROOT / "subgraphs").glob("*.json"))
+
+
+def _all_nodes(wf: dict) -> list[dict]:
+    """The nodes of a workflow or blueprint, those inside its subgraph definitions included."""
+    return wf["nodes"] + [n for sub in wf.get("definitions", {}).get("subgraphs", []) for n in sub["nodes"]]
+
+
+def _default(inp: wg.InputDef):
+    """The value the frontend gives a new node's widget: the input's default, else a combo's first choice."""
+    if "default" in inp.options:
+        return inp.options["default"]
+    return inp.choices[0] if inp.choices else None
+
+
+#: Widget values of the shipped workflows and blueprint that deliberately differ from the node's
+#: default: (node type, input) → (where: workflow/blueprint stems, or None for every file; reason).
+#: Everything else a shipped file saves must be today's default (issue 27: the workflows had kept
+#: crop_mode first_frame after the default became auto).
+DELIBERATE = {
+    ("MIMAFaceExtractMotion", "single_image"): (None, "the driving extraction of one image uses the release's "
+                                               "driving-image recipe (a 512 crop is used as is); the default is "
+                                               "the source photo's"),
+    ("MIMAFaceLoadModel", "mode"): ({"mimaface_image_reenactment"}, "image reenactment runs the image-mode weights"),
+    ("MIMAFaceEditMotion", "yaw"): ({"mimaface_coefficient_editing"}, "the editing example turns the head 10°"),
+    ("MIMAFaceEditMotion", "expression_scale"): ({"mimaface_coefficient_editing"}, "and exaggerates the expression"),
+    ("MIMAFaceEditMotion", "smoothing"): ({"mimaface_coefficient_editing"}, "and smooths the edited motion"),
+    ("MIMAFaceExpressionKeyframes", "keyframes"): ({"mimaface_expression_keyframes"}, "a track timed to the "
+                                                   "example speech (3 s) instead of the default's 2 s demo"),
+    ("MIMAFaceExpressionControls", "smile"): ({"mimaface_expression_keyframes"}, "the single-expression preview "
+                                              "shows a smile"),
+    ("MIMAFaceEvaluateAnimation", "clip_length"): ({"mimaface_video_reenactment"}, "the sampler's clip length (12), "
+                                                   "so the evaluation reports the clip seams"),
+    ("CreateVideo", "fps"): ({"mimaface_audio_driven", "mimaface_expression_keyframes"}, "Audio to 3DMM Motion "
+                             "makes 25 fps motion (one frame per 40 ms of audio)"),
+    ("SaveVideo", "filename_prefix"): (None, "each output is named after its workflow"),
+    ("SaveImage", "filename_prefix"): (None, "each output is named after its workflow"),
+    ("MIMAFaceSaveMotion", "filename_prefix"): (None, "named for the Load Motion node of the same workflow"),
+}
+
+
+def _differences(path: Path) -> list[tuple[str, str, object, object]]:
+    """(node type, input, saved value, default) of every widget of ``path`` that is not its default;
+    file choices (weights, VAEs, checkpoints, uploads, saved motions) are the machine's files, not
+    defaults, and are left out (the files are checked by test_every_file_the_workflows_load_has_real_media
+    and the workflows' ``models`` list)."""
+    out = []
+    for node in _all_nodes(wg.load_workflow(path)):
+        d = DEFS.get(node["type"])
+        if d is None:
+            continue  # Note / MarkdownNote (frontend only)
+        for name, value in wg.widget_values(node, d).items():
+            inp = d.input(name)
+            if d.is_file_combo(inp):
+                continue
+            default = _default(inp)
+            same = value == default or (isinstance(value, (int, float)) and isinstance(default, (int, float))
+                                        and float(value) == float(default))
+            if not same:
+                out.append((node["type"], name, value, default))
+    return out
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + BLUEPRINTS, ids=[p.stem for p in WORKFLOWS + BLUEPRINTS])
+def test_shipped_widget_values_are_todays_defaults(path):
+    unlisted = []
+    for type_, name, value, default in _differences(path):
+        where, _reason = DELIBERATE.get((type_, name), (set(), ""))
+        if where is not None and path.stem not in where:
+            unlisted.append(f"{type_}.{name}={value!r} (default {default!r})")
+    assert not unlisted, f"{path.name} saves non-default values not listed in DELIBERATE: {unlisted}"
+
+
+def test_deliberate_differences_are_still_used():
+    used = {(t, n) for p in WORKFLOWS + BLUEPRINTS for t, n, _, _ in _differences(p)}
+    assert set(DELIBERATE) <= used, f"stale DELIBERATE entries: {sorted(set(DELIBERATE) - used)}"
+
+
+def test_every_driver_extraction_uses_the_default_crop_mode():
+    modes = {(p.stem, n.get("title")): wg.widget_values(n, DEFS[n["type"]])["crop_mode"]
+             for p in WORKFLOWS + BLUEPRINTS for n in _all_nodes(wg.load_workflow(p))
+             if n["type"] == "MIMAFaceExtractMotion"}
+    default = _default(DEFS["MIMAFaceExtractMotion"].input("crop_mode"))
+    assert default == "auto" and len(modes) >= 2 * len(BLUEPRINTS) + len(WORKFLOWS)
+    assert set(modes.values()) == {"auto"}, modes
+
+
 def _link(wf, link_id):
     return next(link for link in wf["links"] if link[0] == link_id)
 
