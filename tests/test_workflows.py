@@ -159,6 +159,64 @@ def test_every_driver_extraction_uses_the_default_crop_mode():
     assert set(modes.values()) == {"auto"}, modes
 
 
+#: The models folder each model-file widget loads from (the frontend's missing-model hints match a
+#: workflow's ``models`` entries to these widget values by name and directory).
+MODEL_DIRECTORIES = {
+    ("VAELoader", "vae_name"): "vae", ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
+    ("LoraLoaderModelOnly", "lora_name"): "loras", ("MIMAFaceLoadModel", "base_checkpoint"): "checkpoints",
+    ("MIMAFaceLoadModel", "reference_checkpoint"): "checkpoints", ("MIMAFaceLoadModel", "vae"): "vae",
+    ("MIMAFaceAudioToMotion", "audio_weights"): "sadtalker",
+}
+#: Model files the workflows name that no public URL serves: the user's own, named as placeholders.
+OWN_FILES = {"my_sd15_checkpoint.safetensors": "your own SD1.5 checkpoint (the custom-base example)",
+             "my_style_lora.safetensors": "your own LoRA (the custom-base example)"}
+MODEL_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin")
+
+
+def _model_sources() -> dict[str, str]:
+    """Each downloadable single file → its URL, from the download command's own sources."""
+    from mimaface_core.weights import download as dl
+
+    return {dl.VAE_FILE: f"https://huggingface.co/{dl.VAE_FILE_REPO}/resolve/main/{dl.VAE_FILE}",
+            "v1-5-pruned-emaonly.safetensors": f"https://huggingface.co/{dl.SD15_REPO}/resolve/main/"
+                                               "v1-5-pruned-emaonly.safetensors",
+            dl.COMBINED_FILE: dl.SADTALKER_URL}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
+def test_workflow_lists_the_model_files_it_needs(path):
+    """The workflow's ``models`` (name, url, directory), as ComfyUI's frontend reads them (0.33's
+    schema: url a URL, directory a string; a missing file named by a combo widget is offered for
+    download from the entry of the same name and directory, https Hugging Face / Civitai URLs of
+    .safetensors/.ckpt/.pt/.pth files): exactly the single files its loaders name, except the user's
+    own; the MIMAFace snapshot folder is no single file (see Load MIMAFace Model's help page)."""
+    wf = wg.load_workflow(path)
+    named = set()
+    for node in _all_nodes(wf):
+        d = DEFS.get(node["type"])
+        for name, value in (wg.widget_values(node, d) if d else {}).items():
+            if isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES):
+                named.add((value, MODEL_DIRECTORIES[(node["type"], name)]))
+    listed = [(m["name"], m["directory"]) for m in wf.get("models", [])]
+    assert len(listed) == len(set(listed)), listed
+    assert set(listed) == {n for n in named if n[0] not in OWN_FILES}, (listed, named)
+    sources = _model_sources()
+    for m in wf["models"]:
+        assert set(m) == {"name", "url", "directory"}, m
+        assert m["url"] == sources[m["name"]] and m["url"].startswith("https://") and m["url"].endswith("/" + m["name"])
+
+
+def test_models_hints_cover_the_first_run_files():
+    """The VAE Loader's sd-vae-ft-mse file is offered by every workflow that loads it; the SD1.5
+    reference by the custom-base example."""
+    for path in WORKFLOWS:
+        wf = wg.load_workflow(path)
+        if _nodes_of(wf, "VAELoader"):
+            assert ("vae-ft-mse-840000-ema-pruned.safetensors", "vae") in {(m["name"], m["directory"]) for m in wf["models"]}
+    custom = _load("mimaface_custom_base_checkpoint")
+    assert "v1-5-pruned-emaonly.safetensors" in {m["name"] for m in custom["models"]}
+
+
 def _link(wf, link_id):
     return next(link for link in wf["links"] if link[0] == link_id)
 
