@@ -88,9 +88,9 @@ def weight_folder(name: str) -> Path:
         f"MIMAFace weights folder '{name}' not found in {', '.join(map(str, _model_roots()))}. The MIMAFace snapshot is "
         f"a folder, not one file (no single download link serves it): put it at {_model_roots()[0] / SNAPSHOT_NAME} "
         "(holding checkpoints/, models/ and sd-vae-ft-mse/), e.g. with `python -m mimaface_core download "
-        f"{_model_roots()[0] / SNAPSHOT_NAME}` run in the pack's folder (it fetches MIMAFace/MIMAFace, "
-        "stabilityai/sd-vae-ft-mse and SadTalker's audio weights from Hugging Face), then press R (refresh) and pick "
-        f"'{SNAPSHOT_NAME}'. The Load MIMAFace Model help page lists the layout.")
+        f"{_model_roots()[0] / SNAPSHOT_NAME}` run in the pack's folder (it fetches MIMAFace/MIMAFace and "
+        "stabilityai/sd-vae-ft-mse from Hugging Face, SadTalker's audio weights from its GitHub release), "
+        f"then press R (refresh) and pick '{SNAPSHOT_NAME}'. The Load MIMAFace Model help page lists the layout.")
 
 
 def _sadtalker_roots() -> list[Path]:

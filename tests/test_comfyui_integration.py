@@ -455,7 +455,8 @@ INPROCESS_CHECKS = ["extract_loads_only_the_face_group", "each_node_loads_its_gr
                     "model_wire_with_lora_merges_to_the_formula", "interrupt_during_motion_extraction",
                     "interrupt_before_and_during_the_first_clip", "fp16_nan_falls_back_without_changing_the_model",
                     "fp16_image_inputs_are_cast_for_each_network",
-                    "layer_operations_equal_plain_torch_and_load_partially"]
+                    "layer_operations_equal_plain_torch_and_load_partially",
+                    "sampler_previews_follow_the_preview_method"]
 
 
 @pytest.fixture(scope="module", params=INSTALLS, ids=INSTALL_IDS)
