@@ -9,7 +9,6 @@ That the server really serves them is checked in test_comfyui_integration.py.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import tomllib
 from pathlib import Path
@@ -23,11 +22,9 @@ REPO = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["
 
 
 def _web_directory() -> Path:
-    spec = importlib.util.spec_from_file_location("mimaface_pack_entry", ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    text = (ROOT / "__init__.py").read_text()
-    m = re.search(r'^WEB_DIRECTORY = "([^"]+)"', text, re.M)
-    assert spec is not None and m, "__init__.py sets no WEB_DIRECTORY"
+    """The pack entry's WEB_DIRECTORY (read from __init__.py, which ComfyUI imports by path)."""
+    m = re.search(r'^WEB_DIRECTORY = "([^"]+)"', (ROOT / "__init__.py").read_text(), re.M)
+    assert m, "__init__.py sets no WEB_DIRECTORY"
     return ROOT / m.group(1)
 
 
