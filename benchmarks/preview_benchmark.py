@@ -119,7 +119,7 @@ def main():
     step = statistics.median(plain)
     cost = statistics.median(preview_s)
     print(f"{args.size} UNet (random weights), {args.device}, {torch.get_num_threads()} threads, clip {options.clip_length}"
-          f" frames, latent {h}x{h}, CFG {options.guidance}, {len(plain)} steps per run; previewer: {label}")
+          f" frames, latent {h}x{h}, CFG {options.guidance}, {len(plain)} timed steps per run; previewer: {label}")
     print(f"step without previews: {step * 1e3:9.1f} ms (median)")
     print(f"step with previews:    {statistics.median(with_preview) * 1e3:9.1f} ms (median)")
     print(f"preview per step:      {cost * 1e3:9.2f} ms (estimate + grid + latent2rgb to a {images[0][0]}x{images[0][1]} "
