@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 MODEL_FOLDER = "mimaface"
+#: The snapshot's folder name in ``models/mimaface`` (the workflows' ``weights`` value; README "Model files").
+SNAPSHOT_NAME = "MIMAFace"
 SADTALKER_FOLDER = "sadtalker"
 #: Prefix of audio-weight choices that live in a MIMAFace snapshot (``<snapshot>/sadtalker/``).
 SNAPSHOT_CHOICE = "mimaface/"
@@ -82,8 +84,13 @@ def weight_folder(name: str) -> Path:
     for root in _model_roots():
         if (root / name / "checkpoints").is_dir():
             return root / name
-    raise FileNotFoundError(f"MIMAFace weights folder '{name}' not found in {', '.join(map(str, _model_roots()))}. "
-                            "Put the released snapshot there (python -m mimaface_core download <folder>).")
+    raise FileNotFoundError(
+        f"MIMAFace weights folder '{name}' not found in {', '.join(map(str, _model_roots()))}. The MIMAFace snapshot is "
+        f"a folder, not one file (no single download link serves it): put it at {_model_roots()[0] / SNAPSHOT_NAME} "
+        "(holding checkpoints/, models/ and sd-vae-ft-mse/), e.g. with `python -m mimaface_core download "
+        f"{_model_roots()[0] / SNAPSHOT_NAME}` run in the pack's folder (it fetches MIMAFace/MIMAFace and "
+        "stabilityai/sd-vae-ft-mse from Hugging Face, SadTalker's audio weights from its GitHub release), "
+        f"then press R (refresh) and pick '{SNAPSHOT_NAME}'. The Load MIMAFace Model help page lists the layout.")
 
 
 def _sadtalker_roots() -> list[Path]:
@@ -332,18 +339,60 @@ def check_interrupt() -> None:
         mm.throw_exception_if_processing_interrupted()
 
 
-class Progress:
-    """A ComfyUI progress bar (its update is also the cancel point); silent standalone."""
+def latent_previewer():
+    """The latent previewer ComfyUI's own samplers use, for SD1.5 latents, following the user's
+    preview method (``--preview-method``, or the per-prompt setting of 0.33's frontend): latent2rgb
+    for ``auto``/``latent2rgb``, TAESD for ``taesd`` when ``models/vae_approx`` holds
+    ``taesd_decoder`` (else ComfyUI warns and uses latent2rgb).
 
-    def __init__(self, total: int):
+    Feature check: ``latent_preview.get_previewer(device, latent_format)`` and
+    ``comfy.latent_formats.SD15`` (both in 0.3.64 and 0.33). Its
+    ``decode_latent_to_preview_image(format, x0)`` takes (1, 4, h, w) latents × 0.18215.
+
+    Returns:
+        The previewer, or None: preview method ``none``, standalone, or a ComfyUI without them.
+    """
+    try:
+        import comfy.latent_formats
+        import latent_preview  # ComfyUI's module
+    except ImportError:
+        return None
+    get_previewer = getattr(latent_preview, "get_previewer", None)
+    sd15 = getattr(comfy.latent_formats, "SD15", None)
+    if get_previewer is None or sd15 is None:
+        return None
+    return get_previewer(torch_device(), sd15())
+
+
+class Progress:
+    """A ComfyUI progress bar (its update is also the cancel point); silent standalone.
+
+    With a ``previewer`` (:func:`latent_previewer`), :meth:`preview` decodes latents into the image
+    that the next update carries to the frontend (the node's live preview).
+    """
+
+    def __init__(self, total: int, previewer=None):
         try:
             import comfy.utils
 
             self._bar = comfy.utils.ProgressBar(total)
         except ImportError:
             self._bar = None
+        self._previewer = previewer if self._bar is not None else None
+        self._preview = None
+
+    @property
+    def previewing(self) -> bool:
+        """Whether :meth:`preview` shows anything (False: preview method none, or standalone)."""
+        return self._previewer is not None
+
+    def preview(self, latents: torch.Tensor) -> None:
+        """Decode (1, 4, h, w) latents (× 0.18215) with the previewer for the next update."""
+        if self._previewer is not None:
+            self._preview = self._previewer.decode_latent_to_preview_image("JPEG", latents)
 
     def __call__(self, done: int, total: int | None = None) -> None:
         if self._bar is not None:
-            self._bar.update_absolute(done, total)
+            preview, self._preview = self._preview, None
+            self._bar.update_absolute(done, total, preview)
         check_interrupt()

@@ -31,7 +31,8 @@ class ICAClipSampler:
     FUNCTION = "sample"
     DESCRIPTION = ("Video mode: clips of clip_length frames advancing by clip_length − overlap; each clip starts from "
                    "the previous clip's last overlap latents (ICA), so there are no seams. Image mode: one frame at "
-                   "a time with the 2D UNet. Defaults are the released settings.")
+                   "a time with the 2D UNet. Defaults are the released settings. While it runs, the node shows the "
+                   "current clip's frames as a grid of live previews (ComfyUI's preview method; none turns them off).")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -77,6 +78,7 @@ class ICAClipSampler:
             SourceAppearance,
         )
         from mimaface_core.sampling.cost import SamplingStats
+        from mimaface_core.sampling.preview import latent_grid
         from mimaface_core.sampling.sampler import float32_copy
 
         blended = appearance.blended
@@ -94,14 +96,16 @@ class ICAClipSampler:
         video = model.model.mode == "video"
         progress = _comfy.Progress(n)
         latents = self._encode_renders(model, render, vae, progress)
-        progress = _comfy.Progress(1)
+        progress = _comfy.Progress(1, _comfy.latent_previewer())
+        on_denoised = (lambda x0: progress.preview(latent_grid(x0))) if progress.previewing else None
         with model.use("denoiser", "mim") as m:
             conditioner = ClipConditioner(m.mim, SourceAppearance(appearance.tokens, appearance.identity), blended,
                                           lambda index: latents[list(index)], video)
             stats = SamplingStats()
             out = [lat for _, lat, _ in animate_latents(
                 m.denoiser, conditioner, options, video=video, on_progress=progress,
-                fp32_unet=float32_copy(m.denoiser), fp32_conditioner=conditioner.in_float32, stats=stats)]
+                fp32_unet=float32_copy(m.denoiser), fp32_conditioner=conditioner.in_float32, stats=stats,
+                on_denoised=on_denoised)]
         log.info("MIMAFace ICA Clip Sampler (preset %s): %s", preset, stats.line())
         return ({"samples": torch.cat(out) / VAE_SCALING_FACTOR},)
 

@@ -11,7 +11,8 @@ renders like our VAE on the same weights; a core MODEL from ComfyUI's checkpoint
 merges to exactly the add_difference formula on the LoRA-patched weights; an interrupt during
 motion extraction, before the first UNet step and after the first UNet step stops within one
 frame or step and the next run works; a forced NaN in fp16 is sampled again in fp32 on a copy and
-leaves the model's dtype unchanged.
+leaves the model's dtype unchanged; the sampler sends one live preview per step (latent2rgb, TAESD)
+and none with the preview method `none`.
 """
 
 from __future__ import annotations
@@ -258,6 +259,7 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
 
     check("layer_operations_equal_plain_torch_and_load_partially")(
         lambda: layer_operations_check(models, N, handle, state, steps))
+    check("sampler_previews_follow_the_preview_method")(lambda: preview_check(models, N, handle, state, steps))
     Path(out).write_text(json.dumps(RESULTS, indent=1))
 
 
@@ -370,6 +372,77 @@ def lora_merge_check(models: Path, N) -> str:
         pass
     kind = "ModelPatcherDynamic present (reroutes to ModelPatcher on CPU)" if real_dynamic else "no ModelPatcherDynamic"
     return "; ".join(report) + f"; {kind}; last {err:.1e}"
+
+
+def preview_check(models: Path, N, handle, state: dict, steps: dict) -> str:
+    """Live previews (issue 27): the ICA Clip Sampler's progress-bar updates, captured with
+    ComfyUI's global progress hook, carry one preview image per denoising step, a grid of the clip's
+    frames at latent resolution (latent2rgb) or ×8 (TAESD, from a taesd_decoder file in
+    models/vae_approx with random weights), in the (format, PIL image, max size) form of ComfyUI's
+    own samplers; with the preview method ``none`` no update carries one and no denoised estimate
+    is even computed."""
+    import torch
+    from safetensors.torch import save_file
+
+    import comfy.cli_args
+    import comfy.taesd.taesd
+    import comfy.utils
+    import folder_paths
+    import mimaface_core.sampling.sampler as core_sampler
+
+    from mimaface_core.sampling import SamplingOptions
+    from mimaface_core.sampling.ica import plan_clips
+    from mimaface_core.sampling.preview import grid_shape
+
+    run = {**steps, "steps": 3}  # several steps per clip: a preview per step, not per clip
+    frames = len(state["render"])
+    clips = plan_clips(frames, run["clip_length"], run["overlap"], SamplingOptions().skip_unused_clips)
+    expected = len(clips) * run["steps"]
+    rows, cols = grid_shape(run["clip_length"])
+    approx = models / "vae_approx"
+    approx.mkdir(exist_ok=True)
+    torch.manual_seed(0)
+    save_file({k: v.contiguous() for k, v in comfy.taesd.taesd.TAESD().taesd_decoder.state_dict().items()},
+              str(approx / "taesd_decoder.safetensors"))
+    folder_paths.add_model_folder_path("vae_approx", str(approx), is_default=True)
+    estimates = []
+    original_estimate = core_sampler.denoised_estimate
+
+    def counted(*a):
+        estimates.append(1)
+        return original_estimate(*a)
+
+    def run_with(method):
+        updates = []
+        comfy.cli_args.args.preview_method = comfy.cli_args.LatentPreviewMethod(method)
+        previous_hook = comfy.utils.PROGRESS_BAR_HOOK
+        comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, **kw: updates.append(preview))
+        estimates.clear()
+        core_sampler.denoised_estimate = counted
+        try:
+            (lat,) = N["MIMAFaceICAClipSampler"]().sample(handle, state["app"], state["render"], **run)
+        finally:
+            comfy.utils.set_progress_bar_global_hook(previous_hook)
+            core_sampler.denoised_estimate = original_estimate
+        return lat["samples"].shape[-2:], [u for u in updates if u is not None], len(estimates)
+
+    report = []
+    original_method = comfy.cli_args.args.preview_method
+    try:
+        for method, scale in (("latent2rgb", 1), ("auto", 1), ("taesd", 8)):
+            (h, w), previews, computed = run_with(method)
+            assert len(previews) == expected == computed, (method, len(previews), expected, computed)
+            for fmt, image, max_size in previews:
+                assert fmt == "JPEG" and isinstance(max_size, int), (fmt, max_size)
+                assert image.size == (cols * w * scale, rows * h * scale), (method, image.size, (h, w))
+            report.append(f"{method}: {len(previews)} previews of {previews[0][1].size[0]}x{previews[0][1].size[1]}")
+        _, previews, computed = run_with("none")
+        assert previews == [] and computed == 0, (len(previews), computed)
+        report.append("none: no preview, no estimate computed")
+    finally:
+        comfy.cli_args.args.preview_method = original_method
+    return (f"{frames} frames, {len(clips)} clip(s) of {run['clip_length']}, {run['steps']} steps each; "
+            + "; ".join(report))
 
 
 def layer_operations_check(models: Path, N, handle, state: dict, steps: dict) -> str:

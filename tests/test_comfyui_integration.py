@@ -13,9 +13,9 @@ What runs where (CI time: one server with every workflow takes about 10 minutes 
 * server-level checks on the NEWEST install only: import and /object_info, every workflow queued
   through /prompt, weight reuse between queues, POST /free, /interrupt, the subgraph blueprint
   listed by /global_subgraphs;
-* the shipped workflows listed as the pack's templates by /workflow_templates on EVERY install (the
-  newest through the server above, older ones through a short server start of their own: a few
-  seconds, no prompt queued);
+* the shipped workflows listed as the pack's templates by /workflow_templates, and every node's help
+  page served where the frontend fetches it, on EVERY install (the newest through the server above,
+  older ones through a short server start of their own: a few seconds, no prompt queued);
 * the in-process checks (``tests/comfy_inprocess.py``, run with each install's python; names in
   ``INPROCESS_CHECKS``) on EVERY install.
 
@@ -265,17 +265,44 @@ def _check_templates(srv) -> str:
     return srv["url"]
 
 
+def _get_bytes(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read()
+
+
+def _check_help_pages(srv) -> None:
+    """Every node's help page where ComfyUI's frontend fetches it (NodeHelpService of frontend 1.27
+    and 1.49: ``/extensions/<pack from python_module custom_nodes.<pack>>/docs/<node name>.md``
+    after the locale's ``<node name>/<locale>.md``), served unchanged from the pack's WEB_DIRECTORY,
+    and the pictures it links (relative to ``/extensions/<pack>/docs/``)."""
+    from nodes import NODE_CLASS_MAPPINGS
+
+    info = _get(srv["url"] + "/object_info")
+    docs = PACK / "web" / "docs"
+    for node_id in NODE_CLASS_MAPPINGS:
+        module = info[node_id]["python_module"]
+        assert module.split(".")[:2] == ["custom_nodes", PACK_NAME], module
+        base = f"{srv['url']}/extensions/{urllib.parse.quote(PACK_NAME)}/docs/"
+        page = _get_bytes(base + f"{node_id}.md")
+        assert page == (docs / f"{node_id}.md").read_bytes(), f"{node_id}.md is served with other contents"
+        for rel in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.decode()):
+            assert _get_bytes(base + rel) == (docs / rel).read_bytes(), rel
+
+
 @pytest.mark.parametrize("comfy", INSTALLS, ids=INSTALL_IDS)
 def test_shipped_workflows_are_the_packs_templates(request, prepared, comfy):
+    """The templates, and on the same server the nodes' help pages (issue 27)."""
     assert WORKFLOWS
     if comfy == NEWEST:
         _check_templates(request.getfixturevalue("server"))
+        _check_help_pages(request.getfixturevalue("server"))
         return
     # Older installs get a second, short server start of their own (start-up and the pack's import,
     # about 10 s on 2 cores, no prompt queued): the template listing is a server route, so only a
     # running server proves it, and this costs far less than the workflow runs kept to the newest.
     with _serve(comfy, prepared) as srv:
         _check_templates(srv)
+        _check_help_pages(srv)
 
 
 def has_subgraph_blueprints(comfy: Path) -> bool:
@@ -468,7 +495,8 @@ INPROCESS_CHECKS = ["extract_loads_only_the_face_group", "each_node_loads_its_gr
                     "model_wire_with_lora_merges_to_the_formula", "interrupt_during_motion_extraction",
                     "interrupt_before_and_during_the_first_clip", "fp16_nan_falls_back_without_changing_the_model",
                     "fp16_image_inputs_are_cast_for_each_network",
-                    "layer_operations_equal_plain_torch_and_load_partially"]
+                    "layer_operations_equal_plain_torch_and_load_partially",
+                    "sampler_previews_follow_the_preview_method"]
 
 
 @pytest.fixture(scope="module", params=INSTALLS, ids=INSTALL_IDS)

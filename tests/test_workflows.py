@@ -73,6 +73,151 @@ def test_workflow_folder_uses_only_core_nodes_and_ours():
     assert "ComfyUI 0.3.64" in about["comfyui"]
 
 
+BLUEPRINTS = sorted((ROOT / "subgraphs").glob("*.json"))
+
+
+def _all_nodes(wf: dict) -> list[dict]:
+    """The nodes of a workflow or blueprint, those inside its subgraph definitions included."""
+    return wf["nodes"] + [n for sub in wf.get("definitions", {}).get("subgraphs", []) for n in sub["nodes"]]
+
+
+def _default(inp: wg.InputDef):
+    """The value the frontend gives a new node's widget: the input's default, else a combo's first choice."""
+    if "default" in inp.options:
+        return inp.options["default"]
+    return inp.choices[0] if inp.choices else None
+
+
+#: Widget values of the shipped workflows and blueprint that deliberately differ from the node's
+#: default: (node type, input) → (where: workflow/blueprint stems, or None for every file; reason).
+#: Everything else a shipped file saves must be today's default (issue 27: the workflows had kept
+#: crop_mode first_frame after the default became auto).
+DELIBERATE = {
+    ("MIMAFaceExtractMotion", "single_image"): (None, "the driving extraction of one image uses the release's "
+                                               "driving-image recipe (a 512 crop is used as is); the default is "
+                                               "the source photo's"),
+    ("MIMAFaceLoadModel", "mode"): ({"mimaface_image_reenactment"}, "image reenactment runs the image-mode weights"),
+    ("MIMAFaceEditMotion", "yaw"): ({"mimaface_coefficient_editing"}, "the editing example turns the head 10°"),
+    ("MIMAFaceEditMotion", "expression_scale"): ({"mimaface_coefficient_editing"}, "and exaggerates the expression"),
+    ("MIMAFaceEditMotion", "smoothing"): ({"mimaface_coefficient_editing"}, "and smooths the edited motion"),
+    ("MIMAFaceExpressionKeyframes", "keyframes"): ({"mimaface_expression_keyframes"}, "a track timed to the "
+                                                   "example speech (3 s) instead of the default's 2 s demo"),
+    ("MIMAFaceExpressionControls", "smile"): ({"mimaface_expression_keyframes"}, "the single-expression preview "
+                                              "shows a smile"),
+    ("MIMAFaceEvaluateAnimation", "clip_length"): ({"mimaface_video_reenactment"}, "the sampler's clip length (12), "
+                                                   "so the evaluation reports the clip seams"),
+    ("CreateVideo", "fps"): ({"mimaface_audio_driven", "mimaface_expression_keyframes"}, "Audio to 3DMM Motion "
+                             "makes 25 fps motion (one frame per 40 ms of audio)"),
+    ("SaveVideo", "filename_prefix"): (None, "each output is named after its workflow"),
+    ("SaveImage", "filename_prefix"): (None, "each output is named after its workflow"),
+    ("MIMAFaceSaveMotion", "filename_prefix"): (None, "named for the Load Motion node of the same workflow"),
+}
+
+
+def _differences(path: Path) -> list[tuple[str, str, object, object]]:
+    """(node type, input, saved value, default) of every widget of ``path`` that is not its default;
+    file choices (weights, VAEs, checkpoints, uploads, saved motions) are the machine's files, not
+    defaults, and are left out (the files are checked by test_every_file_the_workflows_load_has_real_media
+    and the workflows' ``models`` list)."""
+    out = []
+    for node in _all_nodes(wg.load_workflow(path)):
+        d = DEFS.get(node["type"])
+        if d is None:
+            continue  # Note / MarkdownNote (frontend only)
+        for name, value in wg.widget_values(node, d).items():
+            inp = d.input(name)
+            if d.is_file_combo(inp):
+                continue
+            default = _default(inp)
+            same = value == default or (isinstance(value, (int, float)) and isinstance(default, (int, float))
+                                        and float(value) == float(default))
+            if not same:
+                out.append((node["type"], name, value, default))
+    return out
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + BLUEPRINTS, ids=[p.stem for p in WORKFLOWS + BLUEPRINTS])
+def test_shipped_widget_values_are_todays_defaults(path):
+    unlisted = []
+    for type_, name, value, default in _differences(path):
+        where, _reason = DELIBERATE.get((type_, name), (set(), ""))
+        if where is not None and path.stem not in where:
+            unlisted.append(f"{type_}.{name}={value!r} (default {default!r})")
+    assert not unlisted, f"{path.name} saves non-default values not listed in DELIBERATE: {unlisted}"
+
+
+def test_deliberate_differences_are_still_used():
+    used = {(t, n) for p in WORKFLOWS + BLUEPRINTS for t, n, _, _ in _differences(p)}
+    assert set(DELIBERATE) <= used, f"stale DELIBERATE entries: {sorted(set(DELIBERATE) - used)}"
+
+
+def test_every_driver_extraction_uses_the_default_crop_mode():
+    modes = {(p.stem, n.get("title")): wg.widget_values(n, DEFS[n["type"]])["crop_mode"]
+             for p in WORKFLOWS + BLUEPRINTS for n in _all_nodes(wg.load_workflow(p))
+             if n["type"] == "MIMAFaceExtractMotion"}
+    default = _default(DEFS["MIMAFaceExtractMotion"].input("crop_mode"))
+    assert default == "auto" and len(modes) >= 2 * len(BLUEPRINTS) + len(WORKFLOWS)
+    assert set(modes.values()) == {"auto"}, modes
+
+
+#: The models folder each model-file widget loads from (the frontend's missing-model hints match a
+#: workflow's ``models`` entries to these widget values by name and directory).
+MODEL_DIRECTORIES = {
+    ("VAELoader", "vae_name"): "vae", ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
+    ("LoraLoaderModelOnly", "lora_name"): "loras", ("MIMAFaceLoadModel", "base_checkpoint"): "checkpoints",
+    ("MIMAFaceLoadModel", "reference_checkpoint"): "checkpoints", ("MIMAFaceLoadModel", "vae"): "vae",
+    ("MIMAFaceAudioToMotion", "audio_weights"): "sadtalker",
+}
+#: Model files the workflows name that no public URL serves: the user's own, named as placeholders.
+OWN_FILES = {"my_sd15_checkpoint.safetensors": "your own SD1.5 checkpoint (the custom-base example)",
+             "my_style_lora.safetensors": "your own LoRA (the custom-base example)"}
+MODEL_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin")
+
+
+def _model_sources() -> dict[str, str]:
+    """Each downloadable single file → its URL, from the download command's own sources."""
+    from mimaface_core.weights import download as dl
+
+    return {dl.VAE_FILE: f"https://huggingface.co/{dl.VAE_FILE_REPO}/resolve/main/{dl.VAE_FILE}",
+            "v1-5-pruned-emaonly.safetensors": f"https://huggingface.co/{dl.SD15_REPO}/resolve/main/"
+                                               "v1-5-pruned-emaonly.safetensors",
+            dl.COMBINED_FILE: dl.SADTALKER_URL}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
+def test_workflow_lists_the_model_files_it_needs(path):
+    """The workflow's ``models`` (name, url, directory), as ComfyUI's frontend reads them (0.33's
+    schema: url a URL, directory a string; a missing file named by a combo widget is offered for
+    download from the entry of the same name and directory, https Hugging Face / Civitai URLs of
+    .safetensors/.ckpt/.pt/.pth files): exactly the single files its loaders name, except the user's
+    own; the MIMAFace snapshot folder is no single file (see Load MIMAFace Model's help page)."""
+    wf = wg.load_workflow(path)
+    named = set()
+    for node in _all_nodes(wf):
+        d = DEFS.get(node["type"])
+        for name, value in (wg.widget_values(node, d) if d else {}).items():
+            if isinstance(value, str) and value.lower().endswith(MODEL_SUFFIXES):
+                named.add((value, MODEL_DIRECTORIES[(node["type"], name)]))
+    listed = [(m["name"], m["directory"]) for m in wf.get("models", [])]
+    assert len(listed) == len(set(listed)), listed
+    assert set(listed) == {n for n in named if n[0] not in OWN_FILES}, (listed, named)
+    sources = _model_sources()
+    for m in wf["models"]:
+        assert set(m) == {"name", "url", "directory"}, m
+        assert m["url"] == sources[m["name"]] and m["url"].startswith("https://") and m["url"].endswith("/" + m["name"])
+
+
+def test_models_hints_cover_the_first_run_files():
+    """The VAE Loader's sd-vae-ft-mse file is offered by every workflow that loads it; the SD1.5
+    reference by the custom-base example."""
+    for path in WORKFLOWS:
+        wf = wg.load_workflow(path)
+        if _nodes_of(wf, "VAELoader"):
+            assert ("vae-ft-mse-840000-ema-pruned.safetensors", "vae") in {(m["name"], m["directory"]) for m in wf["models"]}
+    custom = _load("mimaface_custom_base_checkpoint")
+    assert "v1-5-pruned-emaonly.safetensors" in {m["name"] for m in custom["models"]}
+
+
 def _link(wf, link_id):
     return next(link for link in wf["links"] if link[0] == link_id)
 

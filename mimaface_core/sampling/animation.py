@@ -20,6 +20,7 @@ from .conditioning import ClipConditioner
 from .cost import SamplingStats
 from .ica import plan_clips
 from .sampler import (
+    DenoisedCallback,
     Float32Copy,
     SamplingOptions,
     StepCallback,
@@ -64,7 +65,8 @@ def animate_latents(unet: torch.nn.Module, conditioner: ClipConditioner, options
                     on_progress: Callable[[int, int], None] | None = None, cancel: Callable[[], bool] | None = None,
                     fp32_unet: Float32Copy | None = None,
                     fp32_conditioner: Callable[[], ClipConditioner] | None = None,
-                    stats: SamplingStats | None = None) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor | None]]:
+                    stats: SamplingStats | None = None,
+                    on_denoised: DenoisedCallback | None = None) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor | None]]:
     """Sample every frame of ``conditioner``, in order, a clip (or a frame) at a time.
 
     Args:
@@ -80,6 +82,9 @@ def animate_latents(unet: torch.nn.Module, conditioner: ClipConditioner, options
         fp32_conditioner: float32 conditioning for that fallback when the clip's own is not finite.
         stats: filled with the work done, in full-UNet-pass units, and the output frames
             (``sampling.cost.SamplingStats``; ``stats.line()`` is the CLI's last line).
+        on_denoised: after every denoising step, before its progress tick, the current clip's (or
+            frame's) denoised estimate, (1, 4, F, h, w) or (1, 4, h, w) float32 × 0.18215 on the
+            UNet's device (live previews; not computed when None).
 
     Yields:
         (frame indices, their latents (k, 4, h, w) float32 on the CPU, × 0.18215, their decoded
@@ -130,13 +135,14 @@ def animate_latents(unet: torch.nn.Module, conditioner: ClipConditioner, options
                 return conditioner(clip, keep_for_next=options.overlap)
 
             for clip, latents in sample_video(unet, n, clip_inputs, options, on_step=step, cancel=work.cancel,
-                                              fp32_unet=fp32_unet, fp32_inputs=fp32_inputs, stats=stats):
+                                              fp32_unet=fp32_unet, fp32_inputs=fp32_inputs, stats=stats,
+                                              on_denoised=on_denoised):
                 if not clip.keep:
                     continue
                 kept = latents[list(clip.keep)].float().cpu()
                 yield [clip.frames[j] for j in clip.keep], kept, decoded(kept)
         else:
-            steps = _Steps(steps_total, step, work.cancel)
+            steps = _Steps(steps_total, step, work.cancel, on_denoised)
             for i in range(n):
                 render_latents, context = conditioner([i])
                 latents = sample_image(unet, render_latents, context, options, fp32_unet=fp32_unet,

@@ -39,6 +39,10 @@ def float32_copy(module: torch.nn.Module) -> Float32Copy:
 
 #: Called after every denoising step as ``on_step(done, total)`` across all clips.
 StepCallback = Callable[[int, int], None]
+#: Called after every denoising step with the current clip's denoised estimate x0 (the
+#: prediction of the clean latents from that step's noise prediction): (1, 4, [F,] h, w) float32,
+#: × 0.18215 like every latent here, on the UNet's device. Before the step's ``on_step``.
+DenoisedCallback = Callable[[torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -132,8 +136,10 @@ class SamplingOptions:
 class _Steps:
     """Counts steps across clips, reports progress and checks for cancellation at every step."""
 
-    def __init__(self, total: int, on_step: StepCallback | None, cancel: Callable[[], bool] | None):
+    def __init__(self, total: int, on_step: StepCallback | None, cancel: Callable[[], bool] | None,
+                 on_denoised: DenoisedCallback | None = None):
         self.done, self.total, self.on_step, self.cancel = 0, total, on_step, cancel
+        self.on_denoised = on_denoised
 
     def check(self):
         if self.cancel is not None and self.cancel():
@@ -147,6 +153,35 @@ class _Steps:
     def add(self, steps: int):
         """More steps than planned (a clip sampled again by the float32 fallback)."""
         self.total += steps
+
+
+def _sigma_at(scheduler, t: torch.Tensor) -> float:
+    """σ(t) = √((1 − ᾱ_t) / ᾱ_t) of the SD1.5 training schedule, linearly interpolated between
+    integer timesteps (as diffusers' Euler does for its fractional "linspace" timesteps)."""
+    alphas = scheduler.alphas_cumprod.double()
+    sigmas = ((1 - alphas) / alphas).sqrt()
+    t = float(t)
+    lo = min(int(t), len(sigmas) - 1)
+    hi = min(lo + 1, len(sigmas) - 1)
+    return float(sigmas[lo] + (t - lo) * (sigmas[hi] - sigmas[lo]))
+
+
+def denoised_estimate(model_input: torch.Tensor, eps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The clean-latent prediction x0 of an ε-prediction model (docs/SAMPLING.md §6).
+
+    ``model_input`` is what the UNet saw (``scheduler.scale_model_input``), which is the
+    variance-preserving x_t = √ᾱ·x0 + √(1−ᾱ)·ε for every scheduler offered; with σ = √((1−ᾱ)/ᾱ):
+    x0 = x_t·√(1+σ²) − σ·ε (for Euler the same as its ``pred_original_sample``).
+
+    Args:
+        model_input: (1, 4, [F,] h, w) float32, the scaled noisy latents of this step.
+        eps: same shape, the guided noise prediction.
+        sigma: σ of this step's timestep.
+
+    Returns:
+        x0, same shape, float32 (× 0.18215 latent space).
+    """
+    return model_input * (1 + sigma * sigma) ** 0.5 - sigma * eps
 
 
 def _finite(*tensors: torch.Tensor) -> bool:
@@ -224,7 +259,8 @@ def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor,
     for i, t in enumerate(scheduler.timesteps):
         if steps is not None:
             steps.check()
-        x = torch.cat([scheduler.scale_model_input(latents, t).to(dtype), condition], dim=1)
+        model_input = scheduler.scale_model_input(latents, t)
+        x = torch.cat([model_input.to(dtype), condition], dim=1)
         g = guided[i]
 
         def run(x=x, t=t, g=g):
@@ -236,6 +272,8 @@ def denoise(unet: torch.nn.Module, noise: torch.Tensor, condition: torch.Tensor,
         if g:
             uncond, cond = eps.chunk(2)
             eps = uncond + options.guidance * (cond - uncond)
+        if steps is not None and steps.on_denoised is not None:  # previews only: nothing computed otherwise
+            steps.on_denoised(denoised_estimate(model_input.float(), eps, _sigma_at(scheduler, t)))
         latents = scheduler.step(eps, t, latents, return_dict=False)[0]
         if stats is not None:
             _count(stats, unet, options, frames, latents.shape[-2:], g, full)
@@ -268,7 +306,8 @@ def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: t
                  options: SamplingOptions = SamplingOptions(), on_step: StepCallback | None = None,
                  cancel: Callable[[], bool] | None = None, noise: torch.Tensor | None = None,
                  fp32_unet: Float32Copy | None = None, steps: "_Steps | None" = None,
-                 stats: SamplingStats | None = None) -> torch.Tensor:
+                 stats: SamplingStats | None = None,
+                 on_denoised: DenoisedCallback | None = None) -> torch.Tensor:
     """Image mode (docs/SAMPLING.md §1): the 2D UNet, channels 8..12 zero.
 
     Args:
@@ -277,8 +316,11 @@ def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: t
         noise: optional (1, 4, h, w) unit noise (default: drawn from ``options.seed``).
         fp32_unet: makes a float32 copy of the UNet; with a float16/bfloat16 UNet, a result with
             NaN/inf values is sampled again on that copy (logged).
-        steps: a shared step counter (several images in one progress bar).
+        steps: a shared step counter (several images in one progress bar); it carries its own
+            ``on_denoised``.
         stats: the work is counted here (``sampling.cost``).
+        on_denoised: the denoised estimate (1, 4, h, w) after every step (previews), when
+            ``steps`` is not given.
 
     Returns:
         (1, 4, h, w) float32 final latents.
@@ -287,7 +329,7 @@ def sample_image(unet: torch.nn.Module, render_latents: torch.Tensor, context: t
     if noise is None:
         noise = _noise((1, LATENT_CHANNELS, h, w), options, None)
     condition = torch.cat([render_latents.float(), torch.zeros(1, LATENT_CHANNELS + 1, h, w)], dim=1)
-    steps = steps or _Steps(options.steps, on_step, cancel)
+    steps = steps or _Steps(options.steps, on_step, cancel, on_denoised)
     latents = denoise(unet, noise, condition, context, options, steps, stats)
     if not _finite(latents):
         def again(unet32):
@@ -310,7 +352,8 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
                  cancel: Callable[[], bool] | None = None,
                  noise: torch.Tensor | None = None, fp32_unet: Float32Copy | None = None,
                  fp32_inputs: ClipInputs | None = None,
-                 stats: SamplingStats | None = None) -> Iterator[tuple[Clip, torch.Tensor]]:
+                 stats: SamplingStats | None = None,
+                 on_denoised: DenoisedCallback | None = None) -> Iterator[tuple[Clip, torch.Tensor]]:
     """The ICA clip loop (docs/SAMPLING.md §5), one clip at a time.
 
     Args:
@@ -328,6 +371,8 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
         fp32_inputs: the clip's inputs computed in float32, used by that fallback when the
             clip's own render latents or context are not finite.
         stats: the work and the output frames (``clip.keep``) are counted here (``sampling.cost``).
+        on_denoised: after every step, the current clip's denoised estimate (1, 4, F, h, w)
+            float32 (previews; not computed when None).
 
     Yields:
         (clip, latents) with latents (F, 4, h, w) float32 on the UNet's device; the frames to
@@ -339,7 +384,7 @@ def sample_video(unet: torch.nn.Module, num_frames: int, clip_inputs: ClipInputs
     if not is_video_unet(unet):
         raise ValueError("sample_video needs the video UNet: load the model with mode='video'.")
     clips = plan_clips(num_frames, options.clip_length, options.overlap, options.skip_unused_clips)
-    steps = _Steps(len(clips) * options.steps, on_step, cancel)
+    steps = _Steps(len(clips) * options.steps, on_step, cancel, on_denoised)
     generator = torch.Generator("cpu").manual_seed(options.seed) if options.noise == "fresh" else None
     previous = None
 
