@@ -159,7 +159,7 @@ def _write_models(base: Path) -> None:
 
 #: VideoHelperSuite's loaders read this longer cut of the example driving clip (VHS_CLIP frames),
 #: of which the VHS graphs keep VHS_KEEP frames after skipping VHS_SKIP (frame cap and skip).
-VHS_CLIP, VHS_SKIP, VHS_KEEP = 6, 2, 3
+VHS_CLIP, VHS_SKIP, VHS_KEEP = 5, 2, 2
 VHS_SOURCE = "driving_talking.mp4"
 
 
@@ -435,13 +435,17 @@ REUSED = "mimaface_image_reenactment"
 
 @pytest.mark.parametrize("path", [p for p in WORKFLOWS if p.stem != REUSED],
                          ids=[p.stem for p in WORKFLOWS if p.stem != REUSED])
-def test_workflow_runs(server, path):
-    """Every shipped workflow through /prompt (shortened, _shortened). The one that needs
-    VideoHelperSuite runs where COMFYUI_VHS_DIR gives it (CI: always): the other workflows are core
-    nodes and ours only, so they run on any server."""
+def test_workflow_runs(server, frontend, path):
+    """Every shipped workflow, shortened (_shortened), queued once: from the real frontend where it is
+    installed (always in CI; the frontend checks of _queue_from_frontend), else through /prompt with
+    the same API graph. The one that needs VideoHelperSuite runs where COMFYUI_VHS_DIR gives it (CI:
+    always): the other workflows are core nodes and ours only, so they run on any server."""
     if _needs_vhs(path):
         _skip_without_vhs(server, path.name)
-    entry = _wait(server, _queue(server, _api(server, path.stem)))
+    if frontend:
+        entry = _queue_from_frontend(server, frontend, path.stem, json.loads(path.read_text()))
+    else:
+        entry = _wait(server, _queue(server, _api(server, path.stem)))
     status = entry["status"]
     assert status["status_str"] == "success", json.dumps(status["messages"])[-4000:]
     files = _saved_files(entry)
@@ -568,9 +572,9 @@ def test_inside_comfyui(inprocess, name):
 
 
 def test_vhs_load_video_audio_drives_the_portrait(server):
-    """VideoHelperSuite's Load Video (upload) -> its AUDIO into Audio to 3DMM Motion -> ... -> VHS
-    Video Combine at the motion's fps with that audio: one frame per motion frame (25 per second of
-    the clip's speech, as SadTalker makes them) and an audio stream. Built from the shipped
+    """VideoHelperSuite's Load Video (upload) -> its AUDIO (a lazy mapping, not a dict) into Audio to
+    3DMM Motion -> ... -> VHS Video Combine at the motion's fps with that audio: one frame per motion
+    frame (25 per second of speech; the shortened run keeps the first frame_limit) and an audio stream. Built from the shipped
     audio-driven workflow, with the VHS nodes in place of Load Audio and Create/Save Video, and the
     Video Combine settings of the shipped VHS workflow."""
     _skip_without_vhs(server, "the VHS audio graph")
@@ -589,47 +593,76 @@ def test_vhs_load_video_audio_drives_the_portrait(server):
     assert clip in required["video"][0], required["video"]
     api[load_audio_id] = {"class_type": "VHS_LoadVideo", "inputs": {
         **{name: spec[1]["default"] for name, spec in required.items() if name != "video"}, "video": clip}}
-    api[motion_id]["inputs"].update(audio=[load_audio_id, 2], frame_limit=0)  # every frame of the clip's speech
+    api[motion_id]["inputs"]["audio"] = [load_audio_id, 2]
+    frames = api[motion_id]["inputs"]["frame_limit"]  # shortened: the first frames of the clip's speech
+    assert 0 < frames <= load_audio(server["input"] / clip).num_frames
     api["100"] = {"class_type": "VHS_VideoCombine", "inputs": {
         **combine["inputs"], "images": [paste_id, 0], "audio": [load_audio_id, 2], "frame_rate": [motion_id, 2],
         "filename_prefix": "MIMAFace/vhs_speaking"}}
     entry = _wait(server, _queue(server, api))
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"]["messages"])[-4000:]
     (video,) = _saved_files(entry)
-    _check_mp4(server["output"] / video.get("subfolder", "") / video["filename"],
-               load_audio(server["input"] / clip).num_frames, 25.0)
+    _check_mp4(server["output"] / video.get("subfolder", "") / video["filename"], frames, 25.0)
 
 
 @pytest.fixture(scope="module")
-def screenshots(prepared, request):
-    """The folder of the frontend check's screenshots: MIMAFACE_UI_SCREENSHOTS, else one under the
-    test's temporary folder. Printed at the end of the session."""
-    folder = Path(os.environ.get("MIMAFACE_UI_SCREENSHOTS") or prepared / "ui-screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    yield folder
-    if reporter is not None and any(folder.iterdir()):
-        reporter.write_line(f"real-frontend screenshots: {folder}")
-
-
-FRONTEND_CASES = [p.stem for p in WORKFLOWS] + ["blueprint"]
-
-
-@pytest.mark.parametrize("case", FRONTEND_CASES)
-def test_workflow_in_the_real_frontend(server, screenshots, tmp_path, case):
-    """Each shipped workflow (shortened as _shortened says, on its UI form) and a graph holding the
-    subgraph blueprint, loaded into ComfyUI's own frontend in headless Chromium and queued from
-    there (the checker named by COMFY_UI_CHECK): no missing node types, no error toast, the
-    frontend's graphToPrompt is the API graph the server tests queue (_api), and the queued prompt
-    completes with its files saved. One screenshot of the loaded canvas per case."""
+def frontend(prepared, request):
+    """(checker script, screenshot folder) of the real-frontend check, or None without it (an error in
+    CI). Screenshots go to MIMAFACE_UI_SCREENSHOTS, else to a folder under the test's temporary folder;
+    the folder is printed at the end."""
     import comfy_frontend as ui
 
     script = ui.checker()
     if script is None:
         assert not CI, f"CI=true but {ui.CHECKER_ENV} does not name ui_workflow_check.mjs (or node is missing)"
+        yield None
+        return
+    folder = Path(os.environ.get("MIMAFACE_UI_SCREENSHOTS") or prepared / "ui-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    yield script, folder
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and any(folder.iterdir()):
+        reporter.write_line(f"\nreal-frontend screenshots: {folder}")
+
+
+def _queue_from_frontend(server, frontend, case: str, workflow: dict) -> dict:
+    """Load the shortened UI form of ``workflow`` into ComfyUI's own frontend in headless Chromium and
+    queue it from there (the checker named by COMFY_UI_CHECK): no missing node types, no load error,
+    no error toast, the frontend's graphToPrompt is the API graph the /prompt runs queue (_api; for the
+    blueprint graph, the subgraph's inner nodes), and the prompt completes. One screenshot of the
+    loaded canvas per case. Returns the prompt's /history entry."""
+    import comfy_frontend as ui
+
+    script, folder = frontend
+    info = _get(server["url"] + "/object_info")
+    work = server["input"].parent / "frontend"
+    work.mkdir(exist_ok=True)
+    path, api_out, shot = work / f"{case}.json", work / f"{case}_api.json", folder / f"{case}.png"
+    path.write_text(json.dumps(ui.shortened_ui(workflow, info, _shortened(server))))
+    rc, out, prompt_id = ui.run_checker(script, server["url"], path, shot, api_out)
+    assert rc == 0 and "missing node types: none" in out, out[-6000:]
+    assert shot.is_file() and shot.stat().st_size > 10_000, out[-3000:]
+    api = json.loads(api_out.read_text())
+    if case == "blueprint":
+        # the frontend flattens the subgraph: its inner nodes get ids "<instance>:<inner id>"
+        (sub,) = workflow["definitions"]["subgraphs"]
+        inner = sorted(v["class_type"] for k, v in api.items() if ":" in k)
+        assert inner == sorted(n["type"] for n in sub["nodes"]), api
+    else:
+        assert api == _api(server, case), json.dumps(api)[:4000]
+    return _wait(server, prompt_id)
+
+
+@pytest.mark.parametrize("case", [REUSED, "blueprint"])
+def test_real_frontend_runs_the_image_workflow_and_the_blueprint(server, frontend, case):
+    """The real-frontend check (_queue_from_frontend) for what test_workflow_runs leaves out: the
+    image workflow (queued through /prompt by the reuse test) and a graph holding the subgraph
+    blueprint (core loaders feeding its inputs, VAE Decode and Save Image after it)."""
+    import comfy_frontend as ui
+
+    if frontend is None:
         pytest.skip(f"set {ui.CHECKER_ENV} to the ComfyUI tools' ui_workflow_check.mjs (setup_ui.sh installs "
                     "Chromium and playwright-core) to run the real frontend")
-    info = _get(server["url"] + "/object_info")
     folder = PACK / "example_workflows"
     if case == "blueprint":
         (blueprint,) = BLUEPRINTS
@@ -637,24 +670,8 @@ def test_workflow_in_the_real_frontend(server, screenshots, tmp_path, case):
         workflow = ui.blueprint_graph(json.loads(blueprint.read_text()),
                                       json.loads((folder / "mimaface_video_reenactment.json").read_text()), save_image)
     else:
-        if _needs_vhs(folder / f"{case}.json"):
-            _skip_without_vhs(server, f"{case}.json")
         workflow = json.loads((folder / f"{case}.json").read_text())
-    path = tmp_path / f"{case}.json"
-    path.write_text(json.dumps(ui.shortened_ui(workflow, info, _shortened(server))))
-    shot, api_out = screenshots / f"{case}.png", tmp_path / "api.json"
-    rc, out, prompt_id = ui.run_checker(script, server["url"], path, shot, api_out)
-    assert rc == 0 and "missing node types: none" in out, out[-6000:]
-    assert shot.is_file() and shot.stat().st_size > 10_000, out[-3000:]
-    api = json.loads(api_out.read_text())
-    if case == "blueprint":
-        # the frontend flattens the subgraph: its inner nodes get ids "<instance>:<inner id>"
-        (sub,) = json.loads(BLUEPRINTS[0].read_text())["definitions"]["subgraphs"]
-        inner = sorted(v["class_type"] for k, v in api.items() if ":" in k)
-        assert inner == sorted(n["type"] for n in sub["nodes"]), api
-    else:
-        assert api == _api(server, case), json.dumps(api)[:4000]
-    entry = _wait(server, prompt_id)
+    entry = _queue_from_frontend(server, frontend, case, workflow)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"]["messages"])[-4000:]
     files = _saved_files(entry)
     assert files and all((server["output"] / f.get("subfolder", "") / f["filename"]).is_file() for f in files), entry["outputs"]
