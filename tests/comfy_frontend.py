@@ -86,9 +86,10 @@ def blueprint_graph(blueprint: dict, donor: dict, save_image: dict) -> dict:
     load_image, load_video, components = by_type["LoadImage"], by_type["LoadVideo"], by_type["GetVideoComponents"]
     vae_loader, decode, save = by_type["VAELoader"], by_type["VAEDecode"], copy.deepcopy(save_image)
     core = [load_image, load_video, components, vae_loader, decode, save]
-    for k, node in enumerate(core):
+    places = [[20, 20], [20, 450], [400, 450], [400, 300], [1300, 20], [1300, 150]]
+    for k, (node, pos) in enumerate(zip(core, places)):
         node["id"] = instance["id"] + 1 + k
-        node["pos"] = [20 + 380 * (k // 3), 20 + 420 * (k % 3)] if k < 4 else [instance["pos"][0] + 500, 20 + 420 * (k - 4)]
+        node["pos"] = pos
         node["order"] = k
         node.pop("title", None)
         for slot in node.get("inputs") or []:
@@ -96,6 +97,7 @@ def blueprint_graph(blueprint: dict, donor: dict, save_image: dict) -> dict:
         for out in node.get("outputs") or []:
             out["links"] = []
     instance["pos"] = [800, 20]
+    instance["order"] = len(core)
     slot_of = {s["name"]: i for i, s in enumerate(instance["inputs"])}
     out_of = {o["name"]: i for i, o in enumerate(instance["outputs"])}
     links = []
@@ -133,3 +135,33 @@ def run_checker(script: Path, url: str, workflow: Path, screenshot: Path, api_ou
     out = proc.stdout + proc.stderr
     m = re.search(r"prompt_id=([0-9a-f-]+)", out)
     return proc.returncode, out, m.group(1) if m else None
+
+
+def prompt_differences(frontend: dict, expected: dict, info: dict) -> list[str]:
+    """Where the frontend's graphToPrompt differs from the expected API graph, leaving out what the
+    frontend version decides on its own: inputs of the node that the stored workflow predates, which
+    the frontend fills with their default from /object_info (e.g. 0.33's Create Video ``bit_depth``),
+    and values of its own widgets that are no inputs of the node (frontend 1.49 sends Load Video's
+    empty ``video-preview``, 1.27 sent Load Audio's empty ``audioUI``)."""
+    problems = []
+    for nid in sorted(set(frontend) | set(expected)):
+        got, want = frontend.get(nid), expected.get(nid)
+        if got is None or want is None:
+            problems.append(f"node {nid}: only in the {'expected graph' if got is None else 'frontend'}")
+            continue
+        if got["class_type"] != want["class_type"] or got.get("_meta") != want.get("_meta"):
+            problems.append(f"node {nid}: {got['class_type']} {got.get('_meta')} != {want['class_type']} {want.get('_meta')}")
+            continue
+        spec = info[got["class_type"]]["input"]
+        declared = {n: s for sec in ("required", "optional") for n, s in (spec.get(sec) or {}).items()}
+        for name in sorted(set(got["inputs"]) | set(want["inputs"])):
+            a, b = got["inputs"].get(name, "<absent>"), want["inputs"].get(name, "<absent>")
+            if a == b:
+                continue
+            if name not in declared and "" in (a, b) and "<absent>" in (a, b):
+                continue  # a frontend widget's empty value
+            options = declared.get(name, [None, {}])
+            if b == "<absent>" and len(options) > 1 and isinstance(options[1], dict) and options[1].get("default") == a:
+                continue  # an input the stored workflow predates, at its default
+            problems.append(f"node {nid} ({got['class_type']}) {name}: frontend {a!r}, expected {b!r}")
+    return problems
