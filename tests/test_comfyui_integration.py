@@ -620,9 +620,9 @@ def frontend(prepared, request):
     folder = Path(os.environ.get("MIMAFACE_UI_SCREENSHOTS") or prepared / "ui-screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     yield script, folder
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and any(folder.iterdir()):
-        reporter.write_line(f"\nreal-frontend screenshots: {folder}")
+    if any(folder.iterdir()):
+        with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+            print(f"\nreal-frontend screenshots: {folder}")
 
 
 def _queue_from_frontend(server, frontend, case: str, workflow: dict) -> dict:
