@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from mimaface_core.audio.audio2pose import NUM_POSE_STYLES
 from mimaface_core.audio.coefficients import BLINK_MODES, POSE_MODES
@@ -80,7 +81,8 @@ class AudioToMotion:
 
         options = AudioMotionOptions(pose_mode, pose_style, blink, seed, expression_scale, frame_limit or None)
         options.check(reference_motion is not None)
-        if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        # any mapping: VideoHelperSuite's Load Video gives a lazy Mapping that reads the sound on first use
+        if not isinstance(audio, Mapping) or "waveform" not in audio or "sample_rate" not in audio:
             raise ValueError("audio: expected a core AUDIO ({'waveform': (B, C, S), 'sample_rate': int}); connect "
                              "Load Audio or another AUDIO output.")
         speech = speech_from_waveform(audio["waveform"], int(audio["sample_rate"]), "audio", frame_limit or None)

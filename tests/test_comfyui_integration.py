@@ -50,6 +50,16 @@ PACK_NAME = "ComfyUI-MIMAFace"
 WORKFLOWS = sorted((PACK / "example_workflows").glob("*.json"))
 BLUEPRINTS = sorted((PACK / "subgraphs").glob("*.json"))
 CI = os.environ.get("CI") == "true"
+#: ComfyUI-VideoHelperSuite (an extracted copy of the release CI proves, 1.7.9): loaded next to the pack
+#: on the newest install's server, from a custom_nodes folder of the test's own (nothing is written
+#: into the install); its requirements (opencv-python, imageio-ffmpeg) must be in that install's venv.
+VHS_ENV = "COMFYUI_VHS_DIR"
+VHS_DIR = Path(os.environ[VHS_ENV]) if os.environ.get(VHS_ENV) else None
+
+
+def _needs_vhs(path: Path) -> bool:
+    """Whether a shipped workflow uses VideoHelperSuite's nodes (their types start with VHS_)."""
+    return any(n["type"].startswith("VHS_") for n in json.loads(path.read_text())["nodes"])
 
 
 def comfyui_version(comfy: Path) -> tuple[int, ...]:
@@ -77,6 +87,9 @@ if CI:
     broken = [str(d) for d in INSTALLS if not (d / ".venv" / "bin" / "python").is_file()]
     if broken:
         raise RuntimeError(f"CI=true but these ComfyUI installs have no .venv/bin/python: {broken}")
+    if VHS_DIR is None or not (VHS_DIR / "__init__.py").is_file():
+        raise RuntimeError(f"CI=true but {VHS_ENV} does not name an extracted ComfyUI-VideoHelperSuite "
+                           "(.ci/run extracts the vendored release and sets it)")
 pytestmark = pytest.mark.skipif(not INSTALLS, reason="set COMFYUI_DIR / COMFYUI_DIRS to installed ComfyUIs to run")
 #: The server-level checks (every workflow queued) run on this one.
 NEWEST = INSTALLS[-1] if INSTALLS else None
@@ -144,8 +157,15 @@ def _write_models(base: Path) -> None:
         (base / "sadtalker" / name).symlink_to(audio_fixture.files_of(written, "safetensors_prefixed")[0])
 
 
+#: VideoHelperSuite's loaders read this longer cut of the example driving clip (VHS_CLIP frames),
+#: of which the VHS graphs keep VHS_KEEP frames after skipping VHS_SKIP (frame cap and skip).
+VHS_CLIP, VHS_SKIP, VHS_KEEP = 5, 2, 2
+VHS_SOURCE = "driving_talking.mp4"
+
+
 def _write_inputs(inputs: Path, frames: int = 2) -> None:
-    """The example portrait, and the example driving clip cut to its first frames (with audio)."""
+    """The example portrait, and the example driving clip cut to its first frames (with audio);
+    a longer cut of it (VHS_CLIP frames) as ``vhs_<name>`` for the VideoHelperSuite graphs."""
     from mimaface_core.media.video_in import iter_video_frames, video_info
     from mimaface_core.media.video_out import write_video
 
@@ -155,6 +175,8 @@ def _write_inputs(inputs: Path, frames: int = 2) -> None:
             shutil.copyfile(f, inputs / f.name)
         elif f.suffix == ".mp4":
             write_video(inputs / f.name, iter_video_frames(f, limit=frames), video_info(f).fps, audio_from=f)
+            if f.name == VHS_SOURCE:
+                write_video(inputs / f"vhs_{f.name}", iter_video_frames(f, limit=VHS_CLIP), video_info(f).fps, audio_from=f)
 
 
 def _names_in_workflows(node_type: str, widget=(0,)) -> set[str]:
@@ -184,24 +206,37 @@ def _python(comfy: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _serve(comfy: Path, base: Path):
-    """ComfyUI of ``comfy`` on a free port with only this pack (linked into its custom_nodes), the
-    models, input and output folders of ``base``; stopped and unlinked on exit."""
+def _serve(comfy: Path, base: Path, other_packs: tuple[Path, ...] = ()):
+    """ComfyUI of ``comfy`` on a free port with only this pack (linked into its custom_nodes) and
+    ``other_packs`` (linked into a custom_nodes folder under ``base``, named by an extra
+    ``extra_model_paths.yaml``), the models, input, output and user folders of ``base``; stopped and
+    unlinked on exit."""
     if not _python(comfy).is_file():
         pytest.skip(f"{comfy} has no .venv/bin/python")
     inputs, outputs = base / "input", base / "output"
     log_path = base / f"server-{_label(comfy)}.log"
+    user = base / f"user-{_label(comfy)}"  # the frontend's settings stay out of the install
+    user.mkdir(exist_ok=True)
     link = comfy / "custom_nodes" / PACK_NAME
     if link.is_symlink():
         link.unlink(missing_ok=True)
     link.symlink_to(PACK)
+    configs = [base / "extra_model_paths.yaml"]
+    if other_packs:
+        folder = base / f"custom_nodes-{_label(comfy)}"
+        folder.mkdir(exist_ok=True)
+        for pack in other_packs:
+            if not (folder / pack.name).exists():
+                (folder / pack.name).symlink_to(pack.resolve(), target_is_directory=True)
+        configs.append(base / f"custom_nodes-{_label(comfy)}.yaml")
+        configs[-1].write_text(f"other_packs:\n  custom_nodes: {folder}\n")
     port = free_port()
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [str(_python(comfy)), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-         "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_NAME,
-         "--input-directory", str(inputs), "--output-directory", str(outputs),
-         "--extra-model-paths-config", str(base / "extra_model_paths.yaml")],
+         "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_NAME, *(p.name for p in other_packs),
+         "--input-directory", str(inputs), "--output-directory", str(outputs), "--user-directory", str(user),
+         "--extra-model-paths-config", *map(str, configs)],
         cwd=comfy, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
@@ -216,7 +251,8 @@ def _serve(comfy: Path, base: Path):
         else:
             raise AssertionError("ComfyUI did not start")
         assert proc.poll() is None, log_path.read_text()[-4000:]
-        yield {"url": url, "log": log_path, "output": outputs, "input": inputs, "comfy": comfy}
+        yield {"url": url, "log": log_path, "output": outputs, "input": inputs, "comfy": comfy,
+               "packs": [PACK_NAME, *(p.name for p in other_packs)]}
     finally:
         proc.terminate()
         proc.wait(30)
@@ -226,9 +262,19 @@ def _serve(comfy: Path, base: Path):
 
 @pytest.fixture(scope="module")
 def server(prepared):
-    """The newest install's server, for the workflow runs and the other server-level checks."""
-    with _serve(NEWEST, prepared) as srv:
+    """The newest install's server, for the workflow runs and the other server-level checks (with
+    VideoHelperSuite when COMFYUI_VHS_DIR names it)."""
+    with _serve(NEWEST, prepared, (VHS_DIR,) if VHS_DIR else ()) as srv:
+        if VHS_DIR:
+            log = srv["log"].read_text()
+            assert "VHS_VideoCombine" in _get(srv["url"] + "/object_info/VHS_VideoCombine"), log[-4000:]
         yield srv
+
+
+def _skip_without_vhs(server, what: str) -> None:
+    if VHS_DIR is None:
+        pytest.skip(f"{what} needs ComfyUI-VideoHelperSuite: set {VHS_ENV} to an extracted copy (its "
+                    "requirements in the newest install's venv); .ci/run does")
 
 
 def test_pack_imports_and_lists_every_node(server):
@@ -355,6 +401,22 @@ def test_registry_metadata_as_comfyui_reads_it(comfy):
 FAST = {"steps": 1, "clip_length": 2, "overlap": 1}
 
 
+def _shortened(server) -> dict[str, dict]:
+    """The inputs the server tests shorten, by node type (set the same way on the API form by _api
+    and on the UI form for the frontend check): one step, clips of 2 frames, 2 speech frames, and
+    VideoHelperSuite's path loader on the longer input clip with a frame cap and a skip."""
+    return {
+        "MIMAFaceICAClipSampler": dict(FAST),
+        "MIMAFaceAudioToMotion": {"frame_limit": 2},
+        "MIMAFaceFootageMotion": {"frame_limit": 2},
+        # the shipped track spans the example speech (3 s); here the speech is cut to 2 frames, so a
+        # track of the same kind (a smile, a blink) inside them, and a still held for 2 frames
+        "MIMAFaceExpressionKeyframes": {"keyframes": "0: smile=0, blink=0\n1 smooth: smile=0.8, blink=1\n", "frames": 2},
+        "VHS_LoadVideoPath": {"video": str(server["input"] / f"vhs_{VHS_SOURCE}"),
+                              "frame_load_cap": VHS_KEEP, "skip_first_frames": VHS_SKIP},
+    }
+
+
 def _api(server, name: str, **sampler) -> dict:
     from workflow_graph import to_api
 
@@ -362,6 +424,7 @@ def _api(server, name: str, **sampler) -> dict:
     api = to_api(json.loads((PACK / "example_workflows" / f"{name}.json").read_text()), info)
     ui = {str(n["id"]): n for n in json.loads((PACK / "example_workflows" / f"{name}.json").read_text())["nodes"]}
     dynamic_format = info["SaveVideo"]["input"]["required"]["format"][0] == "COMFY_DYNAMICCOMBO_V3"
+    shortened = _shortened(server)
     for nid, node in api.items():
         if node["class_type"] == "SaveVideo" and dynamic_format:
             # ComfyUI 0.33's SaveVideo has a DynamicCombo "format" (codec nested under it), which
@@ -370,14 +433,9 @@ def _api(server, name: str, **sampler) -> dict:
             prefix, fmt, codec = ui[nid]["widgets_values"][:3]
             node["inputs"] = {"video": node["inputs"]["video"], "filename_prefix": prefix, "format": fmt,
                               "format.codec": codec, "codec": codec}
+        node["inputs"].update(shortened.get(node["class_type"], {}))
         if node["class_type"] == "MIMAFaceICAClipSampler":
-            node["inputs"].update({**FAST, **sampler})
-        if node["class_type"] in ("MIMAFaceAudioToMotion", "MIMAFaceFootageMotion"):
-            node["inputs"]["frame_limit"] = 2
-        if node["class_type"] == "MIMAFaceExpressionKeyframes":
-            # the shipped track spans the example speech (3 s); here the speech is cut to 2 frames, so a
-            # track of the same kind (a smile, a blink) inside them, and a still held for 2 frames
-            node["inputs"].update(keyframes="0: smile=0, blink=0\n1 smooth: smile=0.8, blink=1\n", frames=2)
+            node["inputs"].update(sampler)
     for nid in [k for k, v in api.items() if v["class_type"] in ("CheckpointLoaderSimple", "LoraLoaderModelOnly")]:
         # ComfyUI's checkpoint loader only recognises full-width SD1.5 UNets, which cannot merge with the
         # tiny MIMAFace weights: here the same checkpoint goes in as a file; the MODEL + LoRA wire is
@@ -418,12 +476,29 @@ REUSED = "mimaface_image_reenactment"
 
 @pytest.mark.parametrize("path", [p for p in WORKFLOWS if p.stem != REUSED],
                          ids=[p.stem for p in WORKFLOWS if p.stem != REUSED])
-def test_workflow_runs(server, path):
-    entry = _wait(server, _queue(server, _api(server, path.stem)))
+def test_workflow_runs(server, frontend, path):
+    """Every shipped workflow, shortened (_shortened), queued once: from the real frontend where it is
+    installed (always in CI; the frontend checks of _queue_from_frontend), else through /prompt with
+    the same API graph. The one that needs VideoHelperSuite runs where COMFYUI_VHS_DIR gives it (CI:
+    always): the other workflows are core nodes and ours only, so they run on any server."""
+    if _needs_vhs(path):
+        _skip_without_vhs(server, path.name)
+    if frontend:
+        entry = _queue_from_frontend(server, frontend, path.stem, json.loads(path.read_text()))
+    else:
+        entry = _wait(server, _queue(server, _api(server, path.stem)))
     status = entry["status"]
     assert status["status_str"] == "success", json.dumps(status["messages"])[-4000:]
     files = _saved_files(entry)
     assert files, entry["outputs"]
+    if path.stem == "mimaface_vhs_video":
+        # VHS Load Video (Path) kept VHS_KEEP frames after skipping VHS_SKIP; its frame rate (through
+        # Video Info) and its audio went to Video Combine: one frame per driving frame, with sound
+        from mimaface_core.media.video_in import video_info
+
+        (video,) = files
+        _check_mp4(server["output"] / video.get("subfolder", "") / video["filename"], VHS_KEEP,
+                   video_info(server["input"] / f"vhs_{VHS_SOURCE}").fps)
     if path.stem == "mimaface_video_reenactment":
         import av
 
@@ -438,6 +513,19 @@ def test_workflow_runs(server, path):
             with av.open(str(video)) as c:
                 assert c.streams.audio, f"{video.name} has no audio"
                 assert sum(1 for _ in c.decode(video=0)) == expected, video.name
+
+
+def _check_mp4(path: Path, frames: int, fps: float) -> None:
+    """An mp4 with ``frames`` video frames at ``fps`` and an audio stream that decodes to samples."""
+    import av
+
+    assert path.suffix == ".mp4", path.name
+    with av.open(str(path)) as c:
+        assert c.streams.video and c.streams.audio, f"{path.name}: streams {c.streams}"
+        assert float(c.streams.video[0].average_rate) == pytest.approx(fps, rel=1e-3), path.name
+        assert sum(1 for _ in c.decode(video=0)) == frames, path.name
+    with av.open(str(path)) as c:
+        assert sum(f.samples for f in c.decode(audio=0)) > 0, f"{path.name}: the audio stream is empty"
 
 
 def _log_count(server, text: str) -> int:
@@ -523,3 +611,109 @@ def inprocess(prepared, install):
 def test_inside_comfyui(inprocess, name):
     assert name in inprocess, f"{name} did not run: {sorted(inprocess)}"
     assert inprocess[name]["ok"], inprocess[name]["detail"]
+
+
+def test_vhs_load_video_audio_drives_the_portrait(server):
+    """VideoHelperSuite's Load Video (upload) -> its AUDIO (a lazy mapping, not a dict) into Audio to
+    3DMM Motion -> ... -> VHS Video Combine at the motion's fps with that audio: one frame per motion
+    frame (25 per second of speech; the shortened run keeps the first frame_limit) and an audio stream. Built from the shipped
+    audio-driven workflow, with the VHS nodes in place of Load Audio and Create/Save Video, and the
+    Video Combine settings of the shipped VHS workflow."""
+    _skip_without_vhs(server, "the VHS audio graph")
+    from mimaface_core.audio import load_audio
+
+    info = _get(server["url"] + "/object_info")
+    api = _api(server, "mimaface_audio_driven")
+    combine = next(v for v in _api(server, "mimaface_vhs_video").values() if v["class_type"] == "VHS_VideoCombine")
+    (load_audio_id,) = [k for k, v in api.items() if v["class_type"] == "LoadAudio"]
+    (motion_id,) = [k for k, v in api.items() if v["class_type"] == "MIMAFaceAudioToMotion"]
+    (paste_id,) = [k for k, v in api.items() if v["class_type"] == "MIMAFacePasteBack"]
+    for k in [k for k, v in api.items() if v["class_type"] in ("CreateVideo", "SaveVideo")]:
+        del api[k]
+    clip = f"vhs_{VHS_SOURCE}"
+    required = info["VHS_LoadVideo"]["input"]["required"]
+    assert clip in required["video"][0], required["video"]
+    api[load_audio_id] = {"class_type": "VHS_LoadVideo", "inputs": {
+        **{name: spec[1]["default"] for name, spec in required.items() if name != "video"}, "video": clip}}
+    api[motion_id]["inputs"]["audio"] = [load_audio_id, 2]
+    frames = api[motion_id]["inputs"]["frame_limit"]  # shortened: the first frames of the clip's speech
+    assert 0 < frames <= load_audio(server["input"] / clip).num_frames
+    api["100"] = {"class_type": "VHS_VideoCombine", "inputs": {
+        **combine["inputs"], "images": [paste_id, 0], "audio": [load_audio_id, 2], "frame_rate": [motion_id, 2],
+        "filename_prefix": "MIMAFace/vhs_speaking"}}
+    entry = _wait(server, _queue(server, api))
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"]["messages"])[-4000:]
+    (video,) = _saved_files(entry)
+    _check_mp4(server["output"] / video.get("subfolder", "") / video["filename"], frames, 25.0)
+
+
+@pytest.fixture(scope="module")
+def frontend(prepared, request):
+    """(checker script, screenshot folder) of the real-frontend check, or None without it (an error in
+    CI). Screenshots go to MIMAFACE_UI_SCREENSHOTS, else to a folder under the test's temporary folder;
+    the folder is printed at the end."""
+    import comfy_frontend as ui
+
+    script = ui.checker()
+    if script is None:
+        assert not CI, f"CI=true but {ui.CHECKER_ENV} does not name ui_workflow_check.mjs (or node is missing)"
+        yield None
+        return
+    folder = Path(os.environ.get("MIMAFACE_UI_SCREENSHOTS") or prepared / "ui-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    yield script, folder
+    if any(folder.iterdir()):
+        with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+            print(f"\nreal-frontend screenshots: {folder}")
+
+
+def _queue_from_frontend(server, frontend, case: str, workflow: dict) -> dict:
+    """Load the shortened UI form of ``workflow`` into ComfyUI's own frontend in headless Chromium and
+    queue it from there (the checker named by COMFY_UI_CHECK): no missing node types, no load error,
+    no error toast, the frontend's graphToPrompt is the API graph the /prompt runs queue (_api; for the
+    blueprint graph, the subgraph's inner nodes), and the prompt completes. One screenshot of the
+    loaded canvas per case. Returns the prompt's /history entry."""
+    import comfy_frontend as ui
+
+    script, folder = frontend
+    info = _get(server["url"] + "/object_info")
+    work = server["input"].parent / "frontend"
+    work.mkdir(exist_ok=True)
+    path, api_out, shot = work / f"{case}.json", work / f"{case}_api.json", folder / f"{case}.png"
+    path.write_text(json.dumps(ui.shortened_ui(workflow, info, _shortened(server))))
+    rc, out, prompt_id = ui.run_checker(script, server["url"], path, shot, api_out)
+    assert rc == 0 and "missing node types: none" in out, out[-6000:]
+    assert shot.is_file() and shot.stat().st_size > 10_000, out[-3000:]
+    api = json.loads(api_out.read_text())
+    if case == "blueprint":
+        # the frontend flattens the subgraph: its inner nodes get ids "<instance>:<inner id>"
+        (sub,) = workflow["definitions"]["subgraphs"]
+        inner = sorted(v["class_type"] for k, v in api.items() if ":" in k)
+        assert inner == sorted(n["type"] for n in sub["nodes"]), api
+    else:
+        assert ui.prompt_differences(api, _api(server, case), info) == [], json.dumps(api)[:4000]
+    return _wait(server, prompt_id)
+
+
+@pytest.mark.parametrize("case", [REUSED, "blueprint"])
+def test_real_frontend_runs_the_image_workflow_and_the_blueprint(server, frontend, case):
+    """The real-frontend check (_queue_from_frontend) for what test_workflow_runs leaves out: the
+    image workflow (queued through /prompt by the reuse test) and a graph holding the subgraph
+    blueprint (core loaders feeding its inputs, VAE Decode and Save Image after it)."""
+    import comfy_frontend as ui
+
+    if frontend is None:
+        pytest.skip(f"set {ui.CHECKER_ENV} to the ComfyUI tools' ui_workflow_check.mjs (setup_ui.sh installs "
+                    "Chromium and playwright-core) to run the real frontend")
+    folder = PACK / "example_workflows"
+    if case == "blueprint":
+        (blueprint,) = BLUEPRINTS
+        save_image = next(n for n in json.loads((folder / f"{REUSED}.json").read_text())["nodes"] if n["type"] == "SaveImage")
+        workflow = ui.blueprint_graph(json.loads(blueprint.read_text()),
+                                      json.loads((folder / "mimaface_video_reenactment.json").read_text()), save_image)
+    else:
+        workflow = json.loads((folder / f"{case}.json").read_text())
+    entry = _queue_from_frontend(server, frontend, case, workflow)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"]["messages"])[-4000:]
+    files = _saved_files(entry)
+    assert files and all((server["output"] / f.get("subfolder", "") / f["filename"]).is_file() for f in files), entry["outputs"]

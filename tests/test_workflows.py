@@ -7,6 +7,12 @@
     walked node by node, our nodes run for real on tiny released-layout weights and real media, and
     the core nodes are small stand-ins (``workflow_graph.CoreStandIns``: video decode, image load,
     VAE decode with the tiny VAE, video/image "save" that keeps the frames).
+
+The VideoHelperSuite workflow (mimaface_vhs_video) is validated here against VHS's node definitions
+recorded from a real ComfyUI (tests/fixtures/vhs_nodes.json), but it is not run in Python: its loader
+and its Video Combine are VHS's own FFmpeg code, which stand-ins would only imitate. It runs in real
+ComfyUI 0.33 with VHS 1.7.9 loaded (tests/test_comfyui_integration.py, through /prompt and through the
+real frontend), where the output mp4's frames and audio are checked.
 """
 
 from __future__ import annotations
@@ -27,8 +33,11 @@ from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
-DEFS = wg.definitions()
+VHS = wg.vhs_definitions()
+DEFS = {**wg.definitions(), **VHS}
 CORE = wg.core_definitions()
+#: The workflow that needs VideoHelperSuite (its nodes are VHS's), and only that one.
+VHS_WORKFLOW = "mimaface_vhs_video"
 
 #: The file names the workflows load from ComfyUI's input folder → real media of the fixture.
 EXAMPLES = ROOT / "example_media"
@@ -63,11 +72,18 @@ def test_workflow_folder_uses_only_core_nodes_and_ours():
                                            "mimaface_custom_base_checkpoint", "mimaface_dub_video",
                                            "mimaface_expression_keyframes",
                                            "mimaface_group_photo", "mimaface_image_reenactment",
-                                           "mimaface_video_reenactment"]
+                                           VHS_WORKFLOW, "mimaface_video_reenactment"]
     used = {n["type"] for p in WORKFLOWS for n in wg.load_workflow(p)["nodes"]}
     ours = {t for t in used if t in NODE_CLASS_MAPPINGS}
     frontend_only = {t for t in used if t in wg.FRONTEND_ONLY}
-    assert used - ours - frontend_only == set(CORE), "the snapshot holds exactly the core nodes the workflows use"
+    vhs = {t for t in used if t.startswith("VHS_")}
+    assert vhs == set(VHS), "the VHS snapshot holds exactly the VHS nodes the workflows use"
+    assert used - ours - frontend_only - vhs == set(CORE), "the snapshot holds exactly the core nodes the workflows use"
+    for p in WORKFLOWS:
+        types = {n["type"] for n in wg.load_workflow(p)["nodes"]}
+        assert bool(types & vhs) == (p.stem == VHS_WORKFLOW), f"{p.name}: only {VHS_WORKFLOW} needs VideoHelperSuite"
+    note = _node(_load(VHS_WORKFLOW), "Note")["widgets_values"][0]
+    assert "VideoHelperSuite" in note and "1.7.9" in note, "the VHS workflow's note says what it needs"
     assert set(NODE_CLASS_MAPPINGS) - ours == set(), "every node of the pack appears in a shipped workflow"
     about = json.loads(wg.CORE_SNAPSHOT.read_text())["_about"]
     assert "ComfyUI 0.3.64" in about["comfyui"]
@@ -216,6 +232,26 @@ def test_models_hints_cover_the_first_run_files():
             assert ("vae-ft-mse-840000-ema-pruned.safetensors", "vae") in {(m["name"], m["directory"]) for m in wf["models"]}
     custom = _load("mimaface_custom_base_checkpoint")
     assert "v1-5-pruned-emaonly.safetensors" in {m["name"] for m in custom["models"]}
+
+
+def test_vhs_workflow_wires_vhs_outputs_into_ours():
+    """VHS Load Video (Path) (with a frame cap and a skip) feeds the driving Extract and Paste Back;
+    its VIDEOINFO gives Video Combine the loaded frame rate and its AUDIO the sound track; Video
+    Combine writes the pasted-back frames as an H.264 mp4. (Run in real ComfyUI: the integration test.)"""
+    api = wg.to_api(_load(VHS_WORKFLOW), DEFS)
+    (load,) = [k for k, v in api.items() if v["class_type"] == "VHS_LoadVideoPath"]
+    (info,) = [k for k, v in api.items() if v["class_type"] == "VHS_VideoInfoLoaded"]
+    (combine,) = [v["inputs"] for v in api.values() if v["class_type"] == "VHS_VideoCombine"]
+    (paste,) = [k for k, v in api.items() if v["class_type"] == "MIMAFacePasteBack"]
+    outputs = VHS["VHS_LoadVideoPath"].output_names
+    assert api[load]["inputs"]["frame_load_cap"] > 0 and api[load]["inputs"]["skip_first_frames"] > 0
+    assert api[info]["inputs"]["video_info"] == [load, outputs.index("video_info")]
+    driving = api[_by_title(api, "Extract 3DMM Motion (driving)")]["inputs"]
+    assert driving["images"] == [load, outputs.index("IMAGE")] and driving["crop_mode"] == "auto"
+    assert api[paste]["inputs"]["driving_frames"] == [load, outputs.index("IMAGE")]
+    assert combine["images"] == [paste, 0] and combine["audio"] == [load, outputs.index("audio")]
+    assert combine["frame_rate"] == [info, VHS["VHS_VideoInfoLoaded"].output_names.index("fps🟦")]
+    assert combine["format"] == "video/h264-mp4"
 
 
 def _link(wf, link_id):
@@ -454,6 +490,9 @@ def test_every_file_the_workflows_load_has_real_media():
         for n in wg.load_workflow(p)["nodes"]:
             if n["type"] in ("LoadImage", "LoadVideo", "LoadAudio"):
                 assert n["widgets_values"][0] in MEDIA, f"{p.name}: map {n['widgets_values'][0]} to real media"
+            if n["type"] == "VHS_LoadVideoPath":  # a path: ComfyUI's input folder, from ComfyUI's folder
+                path = wg.widget_values(n, DEFS[n["type"]])["video"]
+                assert path.startswith("input/") and Path(path).name in MEDIA, f"{p.name}: {path}"
 
 
 def test_video_reenactment_runs(comfy_env):

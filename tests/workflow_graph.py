@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 CORE_SNAPSHOT = Path(__file__).parent / "fixtures" / "comfy_core_nodes.json"
+#: /object_info entries of the VideoHelperSuite nodes the shipped VHS workflow uses (same layout).
+VHS_SNAPSHOT = Path(__file__).parent / "fixtures" / "vhs_nodes.json"
 
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
@@ -44,6 +46,11 @@ UI_WIDGET_SLOTS = ("IMAGEUPLOAD", "AUDIOUPLOAD", "AUDIO_UI")
 MODE_ALWAYS, MODE_NEVER, MODE_BYPASS = 0, 2, 4
 #: Nodes that exist only in the frontend (no server class, never in the API prompt): their widgets.
 FRONTEND_ONLY = {"Note": ("text",), "MarkdownNote": ("text",)}
+#: Nodes whose frontend code stores ``widgets_values`` as an object {widget name: value}, not a list:
+#: VideoHelperSuite's (its web/js adds format-dependent widgets, e.g. Video Combine's pix_fmt and
+#: crf, which reach the API prompt too). NAMED_UI_ONLY: the entries that stay in the frontend.
+NAMED_WIDGETS = frozenset({"VHS_LoadVideoPath", "VHS_LoadVideo", "VHS_VideoCombine", "VHS_VideoInfoLoaded"})
+NAMED_UI_ONLY = frozenset({"videopreview", "choose video to upload"})
 #: Combos whose options are files on the user's disk (weights, checkpoints, VAEs, saved motions,
 #: uploads): any non-empty string is accepted, since the list depends on the machine.
 FILE_COMBOS = frozenset({
@@ -159,6 +166,11 @@ def core_definitions(snapshot: Path = CORE_SNAPSHOT) -> dict[str, NodeDef]:
     return {k: node_def_from_object_info(k, v) for k, v in data.items() if not k.startswith("_")}
 
 
+def vhs_definitions(snapshot: Path = VHS_SNAPSHOT) -> dict[str, NodeDef]:
+    """The VideoHelperSuite nodes recorded from a real ComfyUI with VHS loaded."""
+    return core_definitions(snapshot)
+
+
 def pack_definitions() -> dict[str, NodeDef]:
     """This pack's nodes, from their classes."""
     from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
@@ -235,7 +247,12 @@ def _check_widgets(where: str, node: dict, node_def: NodeDef) -> list[str]:
     if values is None:
         values = []
     if isinstance(values, dict):
-        return [f"{where}: widgets_values must be a list (positional), got an object"]
+        if node_def.name not in NAMED_WIDGETS:
+            return [f"{where}: widgets_values must be a list (positional), got an object"]
+        missing = [inp.name for kind, inp in layout if kind == "value" and inp.name not in values]
+        if missing:
+            return [f"{where}: widgets_values has no value for {missing}"]
+        return [p for kind, inp in layout if kind == "value" for p in _check_value(where, node_def, inp, values[inp.name])]
     if len(values) != len(layout):
         names = [inp.name if kind == "value" else f"{inp.name}:{kind}" for kind, inp in layout]
         return [f"{where}: {len(values)} widgets_values for {len(layout)} widgets {names}"]
@@ -291,6 +308,10 @@ def validate(workflow: dict, defs: Mapping) -> list[str]:
         slots = n.get("inputs") or []
         for k, slot in enumerate(slots):
             inp = d.input(slot.get("name"))
+            frontend_widget = (d.name in NAMED_WIDGETS and slot.get("widget")  # e.g. Video Combine's crf
+                               and slot["widget"].get("name") in (n.get("widgets_values") or {}))
+            if inp is None and frontend_widget:
+                continue
             if inp is None and slot.get("type") not in UI_WIDGET_SLOTS:
                 problems.append(f"{where}: input slot {k} {slot.get('name')!r} is not an input of {d.name}")
                 continue
@@ -373,6 +394,9 @@ def validate(workflow: dict, defs: Mapping) -> list[str]:
 def widget_values(node: dict, node_def: NodeDef) -> dict[str, Any]:
     """A UI node's widget values by input name (control, filter and upload values left out)."""
     values = node.get("widgets_values") or []
+    if isinstance(values, dict):  # NAMED_WIDGETS: the node's own frontend code names its values
+        named = {inp.name: values[inp.name] for kind, inp in node_def.widget_layout() if kind == "value" and inp.name in values}
+        return {**named, **{k: v for k, v in values.items() if k not in named and k not in NAMED_UI_ONLY}}
     return {inp.name: v for (kind, inp), v in zip(node_def.widget_layout(), values) if kind == "value"}
 
 
