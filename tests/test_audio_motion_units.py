@@ -36,7 +36,7 @@ def test_reference_resampled_to_25_fps():
 
 @pytest.mark.parametrize("kwargs,phrase", [
     (dict(pose="nod"), "pose must be one of"), (dict(blink="wink"), "blink must be one of"),
-    (dict(pose_style=46), "0..45"), (dict(max_frames=0), "frame limit"),
+    (dict(pose_style=46), "0..45"), (dict(max_frames=0), "max_frames=0"),
     (dict(pose="reference"), "reference motion"), (dict(blink="reference"), "reference motion"),
 ])
 def test_options_are_checked(kwargs, phrase):

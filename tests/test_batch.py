@@ -157,7 +157,7 @@ def test_check_and_strict_run_nothing(workspace, audio_root, tmp_path, capsys, m
 
     monkeypatch.setattr(loader, "load_mimaface", lambda *a, **k: pytest.fail("a model was loaded"))
     manifest = _write_manifest(workspace, _jobs(workspace))
-    assert _batch(manifest, tmp_path / "checked", audio_root, "--check") == 0
+    assert _batch(manifest, tmp_path / "checked", audio_root, "--check") == 1  # bad lines: exit status 1
     said = capsys.readouterr()
     assert "check: 5 job(s) ok, 2 bad line(s)" in said.out and "line 3" in said.err and "line 6" in said.err
     assert not (tmp_path / "checked").exists()
