@@ -94,7 +94,12 @@ def run_ray(todo, finish, address: str = "local", workers: int | None = None, ma
         threads = None
     else:
         actor_class = ray.remote(num_cpus=1, max_restarts=0)(BatchWorker)
-        threads = 1
+        # Ray limits a 1-CPU actor to one thread (OMP_NUM_THREADS=1); torch's CPU kernels split their
+        # reductions by thread count, so a job gives the same bits as the same job run here only with
+        # this process's thread count (a CPU actor may then use more threads than its Ray CPU share)
+        import torch
+
+        threads = torch.get_num_threads()
     log.info("batch: %d Ray worker(s)%s", n, " (one per GPU)" if gpus else " on CPUs")
     from tqdm import tqdm
 
