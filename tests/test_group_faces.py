@@ -217,7 +217,7 @@ def test_cli_one_face_source_is_a_note_and_track_map_error(animate_root, tmp_pat
     from mimaface_core.media.images import load_image
 
     args = SimpleNamespace(faces="all", face_map=None, track_gap=12, identity_weight=0.3, audio=None, driving="v.mp4",
-                           detector="mtcnn",
+                           source=EXAMPLES / "portrait_eileen_collins.jpg", detector="mtcnn",
                            mediapipe_models=None)
     checked = SimpleNamespace(source=load_image(EXAMPLES / "portrait_eileen_collins.jpg"), driver_kind="video")
     with caplog.at_level(logging.INFO):
