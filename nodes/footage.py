@@ -49,7 +49,7 @@ class FootageMotion:
         return {"required": {
             "model": (MODEL, {"tooltip": "Load MIMAFace Model (its face networks and BFM are used here)."}),
             "footage": ("IMAGE", {"tooltip": "The footage's frames (Load Video -> Get Video Components)."}),
-            "fps": ("FLOAT", {"default": 25.0, "min": 0.1, "max": 1000.0, "step": 0.001, "tooltip": "The footage's "
+            "fps": ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001, "tooltip": "The footage's "
                     "frame rate (Get Video Components' fps)."}),
             "region": (["auto", *REGIONS], {"default": "auto", "tooltip": "What the performance replaces. lower_face: "
                        "jaw, lips, cheeks (eyes and brows stay the footage's). face: the whole expression. auto: "

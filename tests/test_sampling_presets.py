@@ -287,8 +287,8 @@ def test_cli_preset_exact_equals_no_preset(animate_root, tmp_path, capsys):
     (["--guidance-interval", "0", "1"], "--guidance-interval", "(0, 1]"),
     (["--guidance-interval", "0.5", "1.2"], "--guidance-interval", "(0, 1]"),
     (["--guidance-interval", "0.8", "0.2"], "--guidance-interval", "LOW must not be above HIGH"),
-    (["--cache-interval", "0"], "--cache-interval", "between 1"),
-    (["--cache-depth", "4"], "--cache-depth", "between 1 and 3"),
+    (["--cache-interval", "0"], "--cache-interval", "outside 1.."),
+    (["--cache-depth", "4"], "--cache-depth", "outside 1..3"),
 ])
 def test_cli_refuses_bad_speed_options_before_any_model(tmp_path, capsys, monkeypatch, argv, name, phrase):
     import mimaface_core.weights.loader as loader
