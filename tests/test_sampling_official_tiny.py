@@ -71,7 +71,7 @@ def test_video_sampler_seeds_every_clip_with_the_stored_noise(video_model, monke
     frames, contexts = ot.inp(case, "render_latents_frames"), ot.inp(case, "contexts")
     starts = []
 
-    def record(unet, noise, condition, context, opts, steps):
+    def record(unet, noise, condition, context, opts, steps, stats=None):
         starts.append(noise.clone())
         return torch.zeros(1, 4, *noise.shape[2:])
 
