@@ -73,7 +73,7 @@ class FootageMotion:
         }}
 
     def perform(self, model, footage, fps, region, footage_loop, reference_frame, face, audio_weights, seed,
-                frame_limit=0, audio=None, performance_motion=None):
+                frame_limit, audio=None, performance_motion=None):
         from mimaface_core.audio.decode import FPS, speech_from_waveform
         from mimaface_core.audio.motion import AudioMotionOptions, audio_motion
         from mimaface_core.face.tracks import FaceTracks

@@ -122,8 +122,21 @@ DELIBERATE = {
                                               "shows a smile"),
     ("MIMAFaceEvaluateAnimation", "clip_length"): ({"mimaface_video_reenactment"}, "the sampler's clip length (12), "
                                                    "so the evaluation reports the clip seams"),
-    ("CreateVideo", "fps"): ({"mimaface_audio_driven", "mimaface_expression_keyframes"}, "Audio to 3DMM Motion "
-                             "makes 25 fps motion (one frame per 40 ms of audio)"),
+    ("CreateVideo", "fps"): ({"mimaface_audio_driven", "mimaface_expression_keyframes", "mimaface_dub_video"},
+                             "Audio to 3DMM Motion makes 25 fps motion (one frame per 40 ms of audio); the dubbing "
+                             "example's footage is 25 fps"),
+    ("VHS_LoadVideoPath", "video"): ({"mimaface_vhs_video"}, "the example driving clip, by path (VHS's loader takes a "
+                                     "path, no upload)"),
+    ("VHS_LoadVideoPath", "frame_load_cap"): ({"mimaface_vhs_video"}, "60 frames: a short first run"),
+    ("VHS_LoadVideoPath", "skip_first_frames"): ({"mimaface_vhs_video"}, "shows VHS's skip feeding our nodes"),
+    ("VHS_LoadVideoPath", "format"): ({"mimaface_vhs_video"}, "None keeps the frames' size; VHS's default AnimateDiff "
+                                      "resizes them to multiples of 8"),
+    ("VHS_VideoCombine", "filename_prefix"): ({"mimaface_vhs_video"}, "each output is named after its workflow"),
+    ("VHS_VideoCombine", "format"): ({"mimaface_vhs_video"}, "an H.264 mp4 with the audio, not VHS's default GIF"),
+    ("MIMAFacePasteBack", "colour_match"): ({"mimaface_dub_video"}, "re-performed footage follows each frame's "
+                                            "lighting (off by default: Paste Back's released behaviour)"),
+    ("MIMAFacePasteBack", "pass_through"): ({"mimaface_dub_video"}, "frames where the footage's face is absent pass "
+                                            "through unchanged"),
     ("SaveVideo", "filename_prefix"): (None, "each output is named after its workflow"),
     ("SaveImage", "filename_prefix"): (None, "each output is named after its workflow"),
     ("MIMAFaceSaveMotion", "filename_prefix"): (None, "named for the Load Motion node of the same workflow"),
@@ -142,8 +155,8 @@ def _differences(path: Path) -> list[tuple[str, str, object, object]]:
             continue  # Note / MarkdownNote (frontend only)
         for name, value in wg.widget_values(node, d).items():
             inp = d.input(name)
-            if d.is_file_combo(inp):
-                continue
+            if inp is None or d.is_file_combo(inp):
+                continue  # a frontend-only widget (VHS's video preview) or a file choice
             default = _default(inp)
             same = value == default or (isinstance(value, (int, float)) and isinstance(default, (int, float))
                                         and float(value) == float(default))
@@ -182,7 +195,7 @@ MODEL_DIRECTORIES = {
     ("VAELoader", "vae_name"): "vae", ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
     ("LoraLoaderModelOnly", "lora_name"): "loras", ("MIMAFaceLoadModel", "base_checkpoint"): "checkpoints",
     ("MIMAFaceLoadModel", "reference_checkpoint"): "checkpoints", ("MIMAFaceLoadModel", "vae"): "vae",
-    ("MIMAFaceAudioToMotion", "audio_weights"): "sadtalker",
+    ("MIMAFaceAudioToMotion", "audio_weights"): "sadtalker", ("MIMAFaceFootageMotion", "audio_weights"): "sadtalker",
 }
 #: Model files the workflows name that no public URL serves: the user's own, named as placeholders.
 OWN_FILES = {"my_sd15_checkpoint.safetensors": "your own SD1.5 checkpoint (the custom-base example)",
