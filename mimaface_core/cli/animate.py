@@ -350,20 +350,32 @@ def check_audio_args(args):
     Raises:
         MIMAFaceError: the first problem, naming the option.
     """
+    options = _audio_motion_options(args)
+    weights_path = check_speech_and_weights(args)
+    _check_reference(args.ref_pose, "--ref-pose")
+    _check_reference(args.ref_blink, "--ref-blink")
+    return options, weights_path
+
+
+def check_speech_and_weights(args):
+    """``--audio`` opens as sound and SadTalker's weights are found (``--audio-weights``, default
+    ``<weights>/sadtalker/SadTalker_V0.0.2_256.safetensors``); returns the weights path. Shared by
+    speech driving and footage dubbing (``cli.footage``).
+
+    Raises:
+        MIMAFaceError: naming ``--audio`` or ``--audio-weights``.
+    """
     from ..audio import find_audio_weights, probe_audio
     from ..weights.layout import SADTALKER_FILE as COMBINED_FILE
     from ..weights.layout import SADTALKER_FOLDER as SNAPSHOT_SUBFOLDER
 
-    options = _audio_motion_options(args)
     probe_audio(args.audio, "--audio")
     weights_path = args.audio_weights or args.weights / SNAPSHOT_SUBFOLDER / COMBINED_FILE
     try:
         find_audio_weights(weights_path)
     except MIMAFaceError as exc:
         raise MIMAFaceError(f"--audio-weights: {exc}") from exc
-    _check_reference(args.ref_pose, "--ref-pose")
-    _check_reference(args.ref_blink, "--ref-blink")
-    return options, weights_path
+    return weights_path
 
 
 def _run_audio(args: argparse.Namespace, checked, models) -> int:

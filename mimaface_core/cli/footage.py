@@ -92,15 +92,10 @@ def check_footage_source(args, driver_kind):
 
 def _speech(args):
     """The dubbing speech, checked (a sound that is not silent) and loaded; (speech, weights path)."""
-    from ..audio import find_audio_weights, load_audio, probe_audio
-    from ..weights.layout import SADTALKER_FILE, SADTALKER_FOLDER
+    from ..audio import load_audio
+    from .animate import check_speech_and_weights
 
-    probe_audio(args.audio, "--audio")
-    weights_path = args.audio_weights or args.weights / SADTALKER_FOLDER / SADTALKER_FILE
-    try:
-        find_audio_weights(weights_path)
-    except MIMAFaceError as exc:
-        raise MIMAFaceError(f"--audio-weights: {exc}") from exc
+    weights_path = check_speech_and_weights(args)
     speech = load_audio(args.audio, what="--audio")
     if speech.is_silent:
         raise MIMAFaceError(f"--audio {Path(args.audio).name}: the sound is silent (every sample is zero); there is "
