@@ -296,21 +296,10 @@ def iter_animate_faces(model, sources: list, drivers: dict[int, MotionSequence],
     gens = {f: iter_animate(model, sources[f], drivers[f], options, fps=fps, on_step=stepper(f), cancel=cancel,
                             stats=stats)
             for f in order}
-    pending = {f: [] for f in order}
     photo_rgb = torch.from_numpy(to_rgb_uint8(photo, "source image")).float()[None] / 255
     photo_mats = {f: sources[f].motion().frame_to_crop() for f in order}
     track_mats = {f: drivers[f].frame_to_crop() for f in order}
-    done, n = 0, lengths.pop()
-    while done < n:
-        for f in order:
-            if not sum(len(c) for c in pending[f]):
-                pending[f].append(next(gens[f]))
-        k = min(sum(len(c) for c in pending[f]) for f in order)
-        crops = {}
-        for f in order:
-            joined = torch.cat(pending[f])
-            crops[f], rest = joined[:k], joined[k:]
-            pending[f] = [rest] if len(rest) else []
+    for done, k, crops in aligned_chunks(gens, lengths.pop()):
         if base_frames is None:
             base = photo_rgb
             mats = [np.repeat(photo_mats[f], k, 0) for f in order]
@@ -318,5 +307,25 @@ def iter_animate_faces(model, sources: list, drivers: dict[int, MotionSequence],
             base = torch.from_numpy(np.stack([to_rgb_uint8(next(base_frames), "frame") for _ in range(k)])).float() / 255
             mats = [track_mats[f][done:done + k] for f in order]
         frames, _ = paste_faces(base, [crops[f] for f in order], mats, feather)
-        done += k
         yield GroupFrames(frames, crops)
+
+
+def aligned_chunks(gens: dict, n: int) -> Iterator[tuple[int, int, dict]]:
+    """Several faces' generated chunks in lock-step: ``gens`` maps each face to its
+    ``iter_animate`` generator (chunks of (k_i, 512, 512, 3) float frames, clip by clip; their
+    clip boundaries may differ); yields (first frame index, k, {face: (k, 512, 512, 3)}) for the
+    next k frames every face has, until ``n`` frames are out. Holds at most one clip per face."""
+    pending = {f: [] for f in gens}
+    done = 0
+    while done < n:
+        for f, gen in gens.items():
+            if not sum(len(c) for c in pending[f]):
+                pending[f].append(next(gen))
+        k = min(sum(len(c) for c in pending[f]) for f in gens)
+        crops = {}
+        for f in gens:
+            joined = torch.cat(pending[f])
+            crops[f], rest = joined[:k], joined[k:]
+            pending[f] = [rest] if len(rest) else []
+        yield done, k, crops
+        done += k

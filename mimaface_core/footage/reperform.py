@@ -15,6 +15,7 @@ import torch
 
 from ..errors import MIMAFaceError
 from ..face.tracks import FaceTracks, TrackingOptions, track_faces
+from ..group import aligned_chunks
 from ..morphable.coefficients import ID
 from ..motion.sequence import MotionSequence
 from .composite import composite_uint8, region_crop_masks
@@ -139,18 +140,7 @@ def iter_reperform(model, faces: dict[int, tuple], frames: Iterator[np.ndarray],
 
     gens = {f: iter_animate(model, faces[f][0], faces[f][1], options, fps=fps, on_step=stepper(f), cancel=cancel)
             for f in order}
-    pending = {f: [] for f in order}
-    done, n = 0, lengths.pop()
-    while done < n:
-        for f in order:
-            if not sum(len(c) for c in pending[f]):
-                pending[f].append(next(gens[f]))
-        k = min(sum(len(c) for c in pending[f]) for f in order)
-        crops = {}
-        for f in order:
-            joined = torch.cat(pending[f])
-            crops[f], rest = joined[:k], joined[k:]
-            pending[f] = [rest] if len(rest) else []
+    for done, k, crops in aligned_chunks(gens, lengths.pop()):
         out = np.stack([next(frames) for _ in range(k)])
         for f in order:
             motion: MotionSequence = faces[f][1]
@@ -158,7 +148,6 @@ def iter_reperform(model, faces: dict[int, tuple], frames: Iterator[np.ndarray],
             masks = region_crop_masks(model.bfm, motion.coeffs[part], motion.m256_inv[part], region, feather)
             out, _ = composite_uint8(out, crops[f], motion.frame_to_crop()[part], masks,
                                      colour_match=colour_match, passthrough=motion.missing[part])
-        done += k
         yield out
 
 
