@@ -18,7 +18,7 @@ from .errors import SamplingCancelled
 from .face.detection import FaceDetector
 from .face.detectors import make_detector
 from .morphable.coefficients import GAZE
-from .morphable.render import render_motion
+from .morphable.render import render_motion, render_to_image
 from .motion.edit import edit_coefficients
 from .motion.extract import (
     SourceFace,
@@ -32,7 +32,7 @@ from .motion.sequence import MotionSequence
 from .networks.appearance_encoder import appearance_tokens
 from .networks.bundle import MIMAFaceModel
 from .networks.denoiser import is_video_unet
-from .networks.vae import decode_latents, encode_renders
+from .networks.vae import decode_latents, encode_render_images
 from .sampling import SamplingOptions
 from .sampling.animation import animate_latents
 from .sampling.conditioning import ClipConditioner, SourceAppearance, encoded_renders
@@ -87,10 +87,11 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
 
 
 def render_source(bfm, blended: torch.Tensor, m256_inv: np.ndarray) -> Callable[[list[int]], torch.Tensor]:
-    """Renders of frames, drawn when asked: indices → (k, 3, 512, 512) in [−1, 1] (docs/ALIGNMENT.md §9–§11)."""
+    """Renders of frames, drawn when asked: indices → (k, 512, 512, 3) IMAGE float32 in [0, 1] on the CPU
+    (docs/ALIGNMENT.md §9–§11; the IMAGE form of every path, docs/NUMERICS.md §21)."""
     def renders(index):
         index = list(index)
-        return render_motion(bfm, blended[index], m256_inv[index])[0]
+        return render_to_image(render_motion(bfm, blended[index], m256_inv[index])[0])
 
     return renders
 
@@ -166,11 +167,11 @@ def iter_animate(model: MIMAFaceModel, source_image, driving, options: AnimateOp
                          "load the model with mode='video' for a driving video.")
     renders = render_source(model.bfm, blended, motion.m256_inv)
     conditioner = ClipConditioner(model.mim, appearance, blended,
-                                  encoded_renders(renders, lambda x: encode_renders(vae, x)), video)
+                                  encoded_renders(renders, lambda x: encode_render_images(vae, x)), video)
 
     def fp32_conditioner():
         vae32 = copy.deepcopy(vae).float()
-        return conditioner.in_float32(encoded_renders(renders, lambda x: encode_renders(vae32, x)))
+        return conditioner.in_float32(encoded_renders(renders, lambda x: encode_render_images(vae32, x)))
 
     for _, _, frames in animate_latents(model.denoiser, conditioner, options.sampling, video=video,
                                         decode=lambda lat: decode_latents(vae, lat), on_step=on_step,

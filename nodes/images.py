@@ -36,13 +36,3 @@ def frames_of(image: torch.Tensor, name: str) -> Frames:
 def to_image(frames_uint8) -> torch.Tensor:
     """(N, H, W, 3) uint8 (array or list) → IMAGE [N, H, W, 3] float32 in [0, 1]."""
     return torch.from_numpy(np.stack(list(frames_uint8))).float() / 255
-
-
-def signed_to_image(x: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) in [−1, 1] → IMAGE [N, H, W, 3] float32 in [0, 1] on the CPU."""
-    return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu()
-
-
-def image_to_signed(image: torch.Tensor) -> torch.Tensor:
-    """IMAGE [N, H, W, 3] in [0, 1] → (N, 3, H, W) float32 in [−1, 1]."""
-    return image[..., :3].float().permute(0, 3, 1, 2) * 2 - 1

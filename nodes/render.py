@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from mimaface_core.morphable.render import render_motion
+from mimaface_core.morphable.render import render_motion, render_to_image
 from mimaface_core.motion.retarget import POSE_MODES, retarget
 
 from . import _comfy
-from .images import signed_to_image
 from .types import CATEGORY, MODEL, MOTION
 
 CHUNK = 1  # one frame at a time: progress and Cancel per frame
@@ -50,7 +49,7 @@ class RenderCoeffImage:
             for start in range(0, len(blended), CHUNK):
                 r, k = render_motion(m.bfm, blended[start:start + CHUNK], driving_motion.m256_inv[start:start + CHUNK],
                                      out_device="cpu")
-                renders.append(signed_to_image(r))
+                renders.append(render_to_image(r))
                 masks.append(k[:, 0])
                 progress(min(start + CHUNK, len(blended)), len(blended))
         return (torch.cat(renders), torch.cat(masks), driving_motion.with_coeffs(blended))

@@ -12,7 +12,6 @@ from mimaface_core.sampling.presets import EXACT, PRESET_NAMES, describe
 from mimaface_core.sampling.schedulers import SCHEDULER_NAMES
 
 from . import _comfy
-from .images import image_to_signed
 from .types import APPEARANCE, CATEGORY, MODEL
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ class ICAClipSampler:
     def _encode_renders(model, render, vae, progress):
         """Render latents of every frame (× 0.18215), before the UNet is loaded: with the core VAE
         (its posterior mean, as ComfyUI's VAE Encode) or ours. Progress and Cancel per chunk."""
-        from mimaface_core.networks.vae import encode_renders
+        from mimaface_core.networks.vae import encode_render_images
 
         n, out = len(render), []
         if vae is not None:
@@ -123,6 +122,6 @@ class ICAClipSampler:
             return torch.cat(out)
         with model.use("vae") as m:
             for start in range(0, n, _ENCODE_CHUNK):
-                out.append(encode_renders(m.vae, image_to_signed(render[start:start + _ENCODE_CHUNK])).cpu())
+                out.append(encode_render_images(m.vae, render[start:start + _ENCODE_CHUNK]))
                 progress(min(start + _ENCODE_CHUNK, n), n)
         return torch.cat(out)

@@ -43,3 +43,19 @@ def render_motion(bfm: BFM09Model, blended: torch.Tensor, m256_inv, chunk: int =
         renders.append(render512.to(out_device))
         masks.append(mask512.to(out_device))
     return torch.cat(renders), torch.cat(masks)
+
+
+def render_to_image(render512: torch.Tensor) -> torch.Tensor:
+    """A render as an IMAGE, the one form every path hands to the VAE (docs/NUMERICS.md §21).
+
+    The nodes pass the render over ComfyUI's IMAGE wire, so the CLI and the Python API take the same
+    [0, 1] form: ``(r + 1) / 2`` rounds the release's [−1, 1] render by at most 2⁻²⁴ (float32),
+    and every path then encodes exactly the same pixels (:func:`..networks.vae.encode_render_images`).
+
+    Args:
+        render512: (N, 3, H, W) float in [−1, 1] (``render_motion``'s first output).
+
+    Returns:
+        (N, H, W, 3) float32 in [0, 1] on the CPU (ComfyUI's IMAGE layout); the background is 0.
+    """
+    return ((render512.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).contiguous().cpu()

@@ -29,6 +29,34 @@ def encode_renders(vae, render512: torch.Tensor) -> torch.Tensor:
         return vae.encode(render512.to(device, dtype)).latent_dist.mean.float() * VAE_SCALING_FACTOR
 
 
+def encode_render_images(vae, images: torch.Tensor) -> torch.Tensor:
+    """Render latents from renders as IMAGE pixels, one frame at a time (docs/NUMERICS.md §21).
+
+    The CLI, the Python API and the ICA Clip Sampler node all encode renders here, so the render
+    latents are bit-identical whichever path made them: the pixels go ``× 2 − 1`` as ComfyUI's VAE
+    Encode does, and each frame is encoded alone, so the result never depends on how many frames a
+    caller hands over (batched convolutions can differ in the last bit).
+
+    Args:
+        vae: a diffusers ``AutoencoderKL``.
+        images: (F, H, W, C ≥ 3) float in [0, 1] (:func:`..morphable.render.render_to_image`);
+            channels beyond the third are ignored.
+
+    Returns:
+        (F, 4, H/8, W/8) float32 × 0.18215 on the CPU.
+
+    Raises:
+        ValueError: not an (F, H, W, C) batch with at least 3 channels.
+    """
+    if not torch.is_tensor(images) or images.ndim != 4 or images.shape[-1] < 3:
+        raise ValueError(f"encode_render_images expects renders as an (F, H, W, 3) IMAGE batch, got "
+                         f"{tuple(getattr(images, 'shape', ())) or type(images).__name__}.")
+    # contiguous NCHW whatever the IMAGE's strides: a channels-last input takes other convolution
+    # kernels, whose last bits differ (amplified up to 1e-3 in the latents by a VAE's group norms)
+    signed = images[..., :3].float().permute(0, 3, 1, 2).contiguous() * 2 - 1
+    return torch.cat([encode_renders(vae, signed[i:i + 1]).cpu() for i in range(len(signed))])
+
+
 def decode_latents(vae, latents: torch.Tensor) -> torch.Tensor:
     """Frames from latents (docs/SAMPLING.md §9): ``VAE.decode(latents / 0.18215)`` clamped.
 
