@@ -7,7 +7,8 @@ per check: ``{"name": {"ok": bool, "detail": str}}``. The pytest side asserts th
 
 Checks: each node loads only its model group into ComfyUI's model list; unloading all models
 empties it and the next run loads the groups again from memory; the core VAE wire encodes the
-renders like our VAE on the same weights; a core MODEL from ComfyUI's checkpoint and LoRA loaders
+renders (and decodes) like our VAE on the same weights; for a video, an audio and a keyframe job the
+nodes' LATENT and frames are bit-identical to the Python API's (issue 23); a core MODEL from ComfyUI's checkpoint and LoRA loaders
 merges to exactly the add_difference formula on the LoRA-patched weights; an interrupt during
 motion extraction, before the first UNet step and after the first UNet step stops within one
 frame or step and the next run works; a forced NaN in fp16 is sampled again in fp32 on a copy and
@@ -132,7 +133,7 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
         assert {"MIMAFaceDenoiser", "MIMAFaceMIM"} <= ours() and not reads, (ours(), reads)
         return "reloaded without reading a file"
 
-    @check("core_vae_encode_equals_ours")
+    @check("core_vae_encode_and_decode_equal_ours")
     def _():
         import comfy.sd
         import comfy.utils
@@ -155,7 +156,15 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
         wired = sampler._encode_renders(handle, pixels, core, lambda *a: None)
         err2 = float((wired - a).abs().max())
         assert err2 < 1e-3 * float(a.abs().max()), err2  # one frame at a time vs a batch: round-off
-        return f"core vs ours encode max|diff| {err:.2e} (|latent| up to {float(b.abs().max()):.2f}); node path {err2:.1e}"
+        # VAE Decode: the core VAE against ours on the same latent (the CLI and the API decode with ours)
+        from mimaface_core.networks.vae import decode_latents
+
+        core_frames = core.decode(a / 0.18215).float().reshape(-1, *pixels.shape[1:])
+        our_frames = decode_latents(ours_vae, a)
+        err3 = float((core_frames - our_frames).abs().max())
+        assert err3 < 1e-3, err3
+        return (f"core vs ours encode max|diff| {err:.2e} (|latent| up to {float(b.abs().max()):.2f}); node path "
+                f"{err2:.1e}; decode max|diff| {err3:.1e} ({err3 * 255:.2f} of a uint8 level)")
 
     @check("model_wire_with_lora_merges_to_the_formula")
     def _():
@@ -257,10 +266,102 @@ def main(comfy_dir: str, models: str, inputs: str, out: str) -> None:
         assert torch.equal(pasted16, pasted32) and pasted16.dtype == mask16.dtype == torch.float32
         return "float16 IMAGE inputs: motion, MIA, sampler (own and core VAE) and paste-back equal the float32 run"
 
+    for job in ("video", "audio", "keyframes"):
+        check(f"nodes_equal_the_api_{job}_job")(
+            lambda job=job: nodes_equal_the_api(job, N, handle, source, inputs, steps))
     check("layer_operations_equal_plain_torch_and_load_partially")(
         lambda: layer_operations_check(models, N, handle, state, steps))
     check("sampler_previews_follow_the_preview_method")(lambda: preview_check(models, N, handle, state, steps))
     Path(out).write_text(json.dumps(RESULTS, indent=1))
+
+
+KEYFRAMES = "0: smile=0, yaw=0\n1 smooth: smile=1, yaw=10\n"
+
+
+def nodes_equal_the_api(job: str, N, handle, source, inputs: Path, steps: dict) -> str:
+    """Issue 23: the nodes run in this ComfyUI process equal the Python API (README) on the same
+    inputs, seed and options, for a video, an audio and a keyframe job: the same driving motion,
+    an ICA Clip Sampler LATENT bit-identical to the latents the API decodes (renders encoded by the
+    model's own VAE, the sampler's vae input left unconnected), and that LATENT decoded frame by
+    frame with the same VAE gives the API's frames bit for bit. The API loads its own model from
+    the same snapshot folder and runs after the global RNGs are reseeded differently."""
+    import random
+
+    import numpy as np
+    import torch
+
+    import mimaface_core.pipeline as pipeline
+    from mimaface_core import AnimateOptions, SamplingOptions, encode_source, load_mimaface, make_detector
+    from mimaface_core.networks.vae import VAE_SCALING_FACTOR, decode_latents
+
+    _comfy = sys.modules["ComfyUI-MIMAFace.nodes._comfy"]
+    frames, rate = 2, 25.0
+    clip = inputs / "driving_talking.mp4"
+    torch.manual_seed(11)
+    np.random.seed(11)
+    random.seed(11)
+    src, crops = N["MIMAFaceExtractMotion"]().extract(handle, source, "first_frame", 0, 9)
+    if job == "video":
+        from mimaface_core.media.video_in import iter_video_frames
+
+        driving = torch.from_numpy(np.stack(list(iter_video_frames(clip, limit=frames)))).float() / 255
+        drv, _ = N["MIMAFaceExtractMotion"]().extract(handle, driving, "first_frame", 0, 9)
+    elif job == "audio":
+        from mimaface_core.audio import load_audio
+
+        clip = PACK / "example_media" / "driving_talking.mp4"  # the input folder's cut is shorter than 2 frames of sound
+        speech = load_audio(clip, max_frames=frames)
+        choice = N["MIMAFaceAudioToMotion"].INPUT_TYPES()["required"]["audio_weights"][0][0]
+        audio = {"waveform": torch.from_numpy(speech.samples)[None, None], "sample_rate": 16000}
+        drv, _, _ = N["MIMAFaceAudioToMotion"]().animate_audio(src, audio, choice, "audio", 0, "random", 5, 1.0, frames)
+    else:
+        drv, _, _ = N["MIMAFaceExpressionKeyframes"]().animate(handle, src, KEYFRAMES, frames, rate)
+    render, _, blended = N["MIMAFaceRenderCoeffImage"]().render(handle, src, drv, "absolute", 1.0, 1)
+    (app,) = N["MIMAFaceMIAAppearanceEncode"]().encode(handle, crops, blended, None, src)
+    (lat,) = N["MIMAFaceICAClipSampler"]().sample(handle, app, render, **steps)
+    latent = lat["samples"]
+
+    torch.manual_seed(12)
+    np.random.seed(12)
+    random.seed(12)
+    model = load_mimaface(_comfy.weight_folder("MIMAFace"), mode="video")
+    detector = make_detector("mtcnn", device=model.device)
+    face = encode_source((source[0].numpy() * 255).round().astype(np.uint8), detector, model.d3dfr,
+                         model.identity_encoder)
+    if job == "video":
+        motion = lambda: iter_video_frames(clip, limit=frames)  # noqa: E731
+    elif job == "audio":
+        from mimaface_core.audio import AudioMotionOptions, audio_motion
+        from mimaface_core.audio.weights import load_audio_networks
+
+        nets = load_audio_networks(_comfy.audio_weight_path(choice))
+        motion = audio_motion(face.motion(detector.name), load_audio(clip, max_frames=frames), nets,
+                              AudioMotionOptions("audio", 0, "random", 5))
+    else:
+        from mimaface_core.morphable.controls import controls_for
+        from mimaface_core.motion.keyframes import keyframe_motion, parse_keyframes, still_motion
+
+        motion = keyframe_motion(still_motion(face.motion(detector.name), frames, rate), parse_keyframes(KEYFRAMES),
+                                 controls_for(model.bfm), rate)
+    if job != "video":
+        assert torch.equal(motion.coeffs, drv.coeffs), \
+            f"the API's {job} motion differs from the node's by {(motion.coeffs - drv.coeffs).abs().max():.3g}"
+    options = AnimateOptions(SamplingOptions(steps["steps"], steps["cfg"], steps["scheduler"], steps["seed"], "same",
+                                             steps["clip_length"], steps["overlap"]), box_mode="first_frame")
+    decoded, real = [], pipeline.decode_latents
+    pipeline.decode_latents = lambda v, x: decoded.append(x) or real(v, x)
+    try:
+        api = pipeline.animate(model, face, motion, options)
+    finally:
+        pipeline.decode_latents = real
+    api_latent = torch.cat(decoded) / VAE_SCALING_FACTOR
+    assert latent.shape == api_latent.shape, (tuple(latent.shape), tuple(api_latent.shape))
+    assert torch.equal(latent, api_latent), \
+        f"the sampler's LATENT differs from the API's by up to {(latent - api_latent).abs().max():.3g}"
+    ours = torch.cat([decode_latents(model.vae, latent[i:i + 1] * VAE_SCALING_FACTOR) for i in range(len(latent))])
+    assert torch.equal(ours, api), f"frames differ by up to {(ours - api).abs().max():.3g}"
+    assert len(latent) == frames, len(latent)
+    return f"{job}: {len(latent)} frames, LATENT and frames bit-identical to the API"
 
 
 def lora_merge_check(models: Path, N) -> str:

@@ -579,12 +579,13 @@ def test_interrupt_stops_the_sampler_and_the_next_queue_runs(server):
 
 
 INPROCESS_CHECKS = ["extract_loads_only_the_face_group", "each_node_loads_its_group",
-                    "unload_all_models_empties_and_reloads_from_memory", "core_vae_encode_equals_ours",
+                    "unload_all_models_empties_and_reloads_from_memory", "core_vae_encode_and_decode_equal_ours",
                     "model_wire_with_lora_merges_to_the_formula", "interrupt_during_motion_extraction",
                     "interrupt_before_and_during_the_first_clip", "fp16_nan_falls_back_without_changing_the_model",
                     "fp16_image_inputs_are_cast_for_each_network",
                     "layer_operations_equal_plain_torch_and_load_partially",
-                    "sampler_previews_follow_the_preview_method"]
+                    "nodes_equal_the_api_video_job", "nodes_equal_the_api_audio_job",
+                    "nodes_equal_the_api_keyframes_job", "sampler_previews_follow_the_preview_method"]
 
 
 @pytest.fixture(scope="module", params=INSTALLS, ids=INSTALL_IDS)
