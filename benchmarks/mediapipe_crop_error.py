@@ -35,8 +35,9 @@ FRAME_STEP = 10
 
 
 def images(folders):
-    """(source name, (H, W, 3) uint8 RGB) of every photo and every 10th frame of every video."""
-    from mimaface_core.media.images import load_image
+    """(source name, (H, W, 3) uint8 RGB) of every photo at its size, and every 10th frame of every
+    video squashed to 512x512 as the video recipe detects on it (docs/ALIGNMENT.md §6.2)."""
+    from mimaface_core.media.images import load_image, squash_to_512
     from mimaface_core.media.video_in import iter_video_frames
 
     for folder in folders:
@@ -45,7 +46,7 @@ def images(folders):
                 yield path.name, np.asarray(load_image(path).convert("RGB"))
             elif path.suffix.lower() in VIDEO_SUFFIXES:
                 for i, frame in enumerate(iter_video_frames(path, FRAME_STEP)):
-                    yield f"{path.name}#{i * FRAME_STEP}", frame
+                    yield f"{path.name}#{i * FRAME_STEP}", squash_to_512(frame)
 
 
 def raw_xywh(box) -> np.ndarray:
@@ -101,21 +102,29 @@ def main(argv: list[str]) -> None:
     folders = argv or [ROOT / "tests" / "fixtures" / "media", ROOT / "example_media"]
     mtcnn = MTCNNDetector()
     blaze = mpd.MediaPipeDetector(ROOT / "tests" / "fixtures" / "mediapipe", allow_download=False).load()
-    pairs, unmatched, sources = [], 0, []
+    pairs, unmatched, sources, missed = [], 0, [], {}
     for name, rgb in images(folders):
         ref = mtcnn.detect(rgb)
         ours = blaze.detect(rgb)
+        source = name.split("#")[0]
         for box in ref.boxes:
             scores = [iou(box, b) for b in ours.boxes]
             if not scores or max(scores) < 0.3:
                 unmatched += 1
+                side = float(max(box[2] - box[0], box[3] - box[1]))
+                missed.setdefault(source, []).append(side / max(rgb.shape[:2]))
                 continue
             pairs.append((name, raw_xywh(ours.boxes[int(np.argmax(scores))]), np.asarray(box, np.float64)))
-            sources.append(name.split("#")[0])
+            sources.append(source)
     names = sorted(set(sources))
     print(f"{len(pairs)} faces from {len(names)} sources ({', '.join(names)}); "
           f"{unmatched} MTCNN face(s) without a BlazeFace match")
+    for source, sides in sorted(missed.items()):
+        print(f"  no BlazeFace match: {source}: {len(sides)} face(s), MTCNN box side {min(sides):.2f}-{max(sides):.2f} "
+              "of the image's longer side")
     current = mpd.BLAZE_BOX_OFFSETS
+    for source in names:
+        describe(f"  {source[:32]}", errors([p for p in pairs if p[0].split("#")[0] == source], current))
     describe(f"current offsets {current}", errors(pairs, current))
     photos = [p for p in pairs if "#" not in p[0]]
     if photos:

@@ -26,9 +26,13 @@ from mimaface_core.face.mediapipe_detector import MediaPipeDetector, blazeface_t
 MODEL_DIR = Path(__file__).parent / "fixtures" / "mediapipe"
 TFLITE = MODEL_DIR / "face_detection_short_range.tflite"
 
-# docs/NUMERICS.md §12, BlazeFace on square inputs: scale max 14%, centre max 22 px, M256 median 8.8 px.
-# Measured here (Tasks API, mediapipe 0.10.31): scale 4.0-13.5%, centre 4-20 px, M256 6-14.5 px.
-SCALE_TOL, CENTRE_TOL_PX = 0.15, 25.0
+# The M512 tolerances come from the distribution in docs/ALIGNMENT.md §3.1 (benchmarks/
+# mediapipe_crop_error.py: 29 faces of 12 photos and clips, mediapipe 0.10.31): centre error median
+# 15.2 px, p90 47.0, max 65.4; |scale − 1| median 5.6%, max 15.0%. Each face must stay within the
+# largest error measured there, rounded up (photos alone, 7 faces: max 20.1 px, 13.5%, too few to
+# set a bound on: other portraits lie at 29 and 38 px). M256 (after re-detecting on the crop):
+# docs/NUMERICS.md §12 and the photos measured here (6-14.5 px).
+SCALE_TOL, CENTRE_TOL_PX = 0.16, 66.0
 M256_MAX_PX, M256_MEDIAN_PX = 20.0, 13.0
 
 
