@@ -5,13 +5,14 @@ motion for the appearance, the region MASK for Paste Back, and the footage frame
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
 import torch
 
-from mimaface_core.footage.length import LOOP_MODES, frame_order
-from mimaface_core.footage.motion import REGIONS, footage_motion, resample
+from mimaface_core.footage.length import LOOP_MODES
+from mimaface_core.footage.motion import REGIONS
 
 from . import _comfy
 from .audio import NO_WEIGHTS, _networks
@@ -74,13 +75,12 @@ class FootageMotion:
 
     def perform(self, model, footage, fps, region, footage_loop, reference_frame, face, audio_weights, seed,
                 frame_limit, audio=None, performance_motion=None):
-        from mimaface_core.audio.decode import FPS, speech_from_waveform
-        from mimaface_core.audio.motion import AudioMotionOptions, audio_motion
+        from mimaface_core.audio.decode import speech_from_waveform
+        from mimaface_core.audio.motion import AudioMotionOptions
         from mimaface_core.face.tracks import FaceTracks
         from mimaface_core.footage.composite import region_crop_masks
-        from mimaface_core.footage.reference import choose_reference_frame
-        from mimaface_core.footage.reperform import detection_box, reference_source, track_footage
-        from mimaface_core.morphable.coefficients import ID
+        from mimaface_core.footage.perform import face_performance, output_order
+        from mimaface_core.footage.reperform import track_footage
         from mimaface_core.morphable.controls import controls_for
         from mimaface_core.motion.tracks import extract_track_motions
 
@@ -97,6 +97,7 @@ class FootageMotion:
                 raise ValueError("audio: the sound is silent; there is no speech to dub the footage with.")
         if reference_frame >= n:
             raise ValueError(f"reference_frame {reference_frame}: past the footage's end ({n} frames).")
+        order = output_order(n, fps, speech=speech, limit=frame_limit, loop=footage_loop)
         with model.use("face", "bfm") as m:
             progress = _comfy.Progress(2 * n)
             tracks, chosen = track_footage(frames, m.detector, faces="default" if face < 0 else [face],
@@ -106,29 +107,17 @@ class FootageMotion:
                                            progress=lambda d, _: progress(n + d, 2 * n))[0]
             if motion is None:
                 raise ValueError("footage: the chosen face is never found on its own crop.")
-            controls = controls_for(m.bfm)
-            choice = choose_reference_frame(motion.coeffs, motion.missing, controls, fps,
-                                            frame=None if reference_frame < 0 else reference_frame)
-            log.info("[MIMAFace] footage: %s", choice.describe())
-            identity = motion.coeffs[~motion.missing][:, ID].median(0).values
-            source = reference_source(frames[choice.frame], detection_box(tracks[chosen[0]], choice.frame),
-                                      m.detector, m.d3dfr, m.identity_encoder, identity)
-            wanted = n
-            performance = None
-            if speech is not None:
-                wanted = max(1, int(speech.num_frames * fps / FPS))
-                with _networks(audio_weights).use("audio") as loaded:
-                    am = audio_motion(source.motion(), speech, loaded.audio, AudioMotionOptions("still", 0, "random",
-                                                                                                seed))
-                performance = resample(am.coeffs, float(FPS), fps, wanted)
-            if frame_limit:
-                wanted = min(wanted, frame_limit)
-            order = frame_order(n, wanted, footage_loop)
-            if performance is not None:
-                performance = performance[:len(order)]
-            if performance_motion is not None:
-                performance = resample(performance_motion.coeffs, float(performance_motion.fps or fps), fps, len(order))
-            out = footage_motion(motion, order, performance, kind, region, controls, m.bfm)
+            nets = _networks(audio_weights) if speech is not None else None
+            with (nets.use("audio") if nets is not None else contextlib.nullcontext()) as loaded:
+                performed = face_performance(
+                    motion, tracks[chosen[0]], order, fps, kind=kind, region=region, detector=m.detector,
+                    d3dfr=m.d3dfr, identity_encoder=m.identity_encoder, bfm=m.bfm, controls=controls_for(m.bfm),
+                    frame_at=lambda i: frames[i], reference_frame=None if reference_frame < 0 else reference_frame,
+                    speech=speech, audio_nets=None if loaded is None else loaded.audio,
+                    audio_options=AudioMotionOptions("still", 0, "random", seed), driver=performance_motion,
+                    driver_fps=None if performance_motion is None else float(performance_motion.fps or fps))
+            log.info("[MIMAFace] footage: %s", performed.reference.describe())
+            source, out = performed.source, performed.motion
             masks = region_crop_masks(m.bfm, out.coeffs, out.m256_inv, region)
         if out.missing.any():
             log.warning("[MIMAFace] footage: the face is absent on %d of %d output frame(s); Paste Back with "

@@ -6,6 +6,7 @@ sound), tiny released-layout weights and SadTalker weights from the fixture reci
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import av
@@ -56,10 +57,13 @@ def speech(tmp_path_factory):
     return path
 
 
-def test_cli_dubs_short_footage_ping_pong(audio_root, short_clip, speech, tmp_path):
+def test_cli_dubs_short_footage_ping_pong(audio_root, short_clip, speech, tmp_path, capsys):
     out, saved = tmp_path / "dubbed.mp4", tmp_path / "motion"
     assert main(["animate", "--source", str(short_clip), "--audio", str(speech), "--weights", str(audio_root),
                  "--out", str(out), "--save-motion", str(saved), *FAST]) == 0
+    printed = capsys.readouterr().out
+    passes = re.search(r"UNet passes per output frame: ([0-9.]+) \(per re-performed face frame\)", printed)
+    assert passes and float(passes.group(1)) > 0, printed[-500:]
     info, footage = video_info(out), video_info(short_clip)
     wanted = int(load_audio(speech).num_frames * footage.fps / FPS)
     kinds, frames = _read(out)

@@ -108,19 +108,16 @@ def run_footage(args: argparse.Namespace, checked, models=None) -> int:
     :class:`~mimaface_core.jobs.models.ModelCache`; a fresh one when None), build each face's motion,
     generate, composite, write (with the new speech, or the footage's own sound). Returns the number
     of frames written."""
-    from ..audio import FPS
     from ..face.detectors import make_detector
     from ..face.tracks import TrackingOptions
-    from ..footage.length import frame_order
-    from ..footage.motion import footage_motion, resample
-    from ..footage.reference import choose_reference_frame
-    from ..footage.reperform import detection_box, iter_reperform, ordered_frames, reference_source, track_footage, with_identity
+    from ..footage.perform import face_performance, output_order
+    from ..footage.reperform import iter_reperform, ordered_frames, track_footage
     from ..group import parse_faces
     from ..media.video_in import iter_video_frames
     from ..media.video_out import write_video
-    from ..morphable.coefficients import ID
     from ..morphable.controls import controls_for
     from ..motion.tracks import extract_track_motions
+    from ..sampling.cost import SamplingStats
     from .checks import check_keyframes
     from .options import animate_options, audio_of, even_frame
     from .progress import ProgressBars
@@ -148,19 +145,7 @@ def run_footage(args: argparse.Namespace, checked, models=None) -> int:
     if args.reference_frame is not None and args.reference_frame >= n:
         raise MIMAFaceError(f"--reference-frame {args.reference_frame}: past the footage's end ({n} frames, "
                             f"0..{n - 1}).")
-    wanted = n
-    if speech is not None:
-        wanted = max(1, int(speech.num_frames * fps / FPS))
-    if args.limit:
-        wanted = min(wanted, args.limit)
-    order = frame_order(n, wanted, args.footage_loop)
-    if wanted > n:
-        log.info("footage: the audio lasts %d frame(s), the footage %d: %s.", wanted, n,
-                 {"cut": f"cut to the footage's {n} frames", "loop": "looped",
-                  "pingpong": "played forward and backward"}[args.footage_loop])
-    elif wanted < n:
-        log.info("footage: cut to %d of its %d frames (the %s's length).", wanted, n,
-                 "audio" if speech is not None else "--limit")
+    order = output_order(n, fps, speech=speech, limit=args.limit, loop=args.footage_loop)
     check_keyframes(checked.keyframes, len(order), fps)
 
     if models is None:
@@ -180,7 +165,7 @@ def run_footage(args: argparse.Namespace, checked, models=None) -> int:
         motions = extract_track_motions(footage(), picked, detector, model.d3dfr, box_mode="tracked", fps=fps,
                                         progress=bars.frame)
         bars.close("motion")
-        driver = None
+        driver = dfps = None
         if kind == "transfer":
             from ..motion.extract import extract_motion
 
@@ -188,45 +173,46 @@ def run_footage(args: argparse.Namespace, checked, models=None) -> int:
 
             dfps = (args.fps or FRAME_FOLDER_FPS) if checked.driver_kind == "frames" else \
                 video_info(args.driving, "--driving").fps
-            dm = extract_motion(lambda: iter_video_frames(args.driving, 1, None, "--driving"), detector, model.d3dfr,
-                                box_mode=args.box_mode, fps=dfps, progress=bars.frame)
+            driver = extract_motion(lambda: iter_video_frames(args.driving, 1, None, "--driving"), detector,
+                                    model.d3dfr, box_mode=args.box_mode, fps=dfps, progress=bars.frame)
             bars.close("motion")
-            if len(dm) / dfps < len(order) / fps:
+            if len(driver) / dfps < len(order) / fps:
                 log.info("--driving: %d frame(s) at %.3f fps, shorter than the footage; its last frame is held.",
-                         len(dm), dfps)
-            driver = resample(dm.coeffs, dfps, fps, len(order))
-        frames_all = None
+                         len(driver), dfps)
+        reference_image = None
+        if args.reference is not None:
+            from ..media.images import load_image
+
+            reference_image = load_image(args.reference, "--reference")
+        audio_options = None
+        if kind == "audio":
+            from ..audio.motion import AudioMotionOptions
+
+            audio_options = AudioMotionOptions("still", 0, "none" if args.blink == "reference" else args.blink,
+                                               args.seed, args.expression_scale)
+        frames_read: dict = {}
+
+        def frame_at(i):  # one footage frame kept: the last reference read
+            if i not in frames_read:
+                frames_read.clear()
+                frames_read[i] = _frame_at(footage(), i)
+            return frames_read[i]
+
         faces_in = {}
         for t, motion in zip(chosen, motions):
             if motion is None:
                 log.warning("footage: face track %d is never found on its own crop; it passes through.", t)
                 continue
-            identity = motion.coeffs[~motion.missing][:, ID].median(0).values
-            if args.reference is not None:
-                from ..media.images import load_image
-                from ..motion.extract import encode_source
-
-                source = with_identity(encode_source(load_image(args.reference, "--reference"), detector, model.d3dfr,
-                                                     model.identity_encoder), identity)
-                log.info("face track %d: reference: the photo %s", t, args.reference)
-            else:
-                choice = choose_reference_frame(motion.coeffs, motion.missing, controls, fps,
-                                                frame=args.reference_frame)
-                log.info("face track %d: %s", t, choice.describe())
-                if frames_all is None or choice.frame not in frames_all:
-                    frames_all = {choice.frame: _frame_at(footage(), choice.frame)}
-                source = reference_source(frames_all[choice.frame], detection_box(tracks[t], choice.frame), detector, model.d3dfr,
-                                          model.identity_encoder, identity)
-            performance = driver
+            face = face_performance(motion, tracks[t], order, fps, kind=kind, region=region, detector=detector,
+                                    d3dfr=model.d3dfr, identity_encoder=model.identity_encoder, bfm=model.bfm,
+                                    controls=controls, frame_at=frame_at, reference_frame=args.reference_frame,
+                                    reference_image=reference_image, speech=speech, audio_nets=nets,
+                                    audio_options=audio_options, driver=driver, driver_fps=dfps,
+                                    audio_progress=bars.audio)
             if kind == "audio":
-                from ..audio.motion import AudioMotionOptions, audio_motion
-
-                am = audio_motion(source.motion(detector.name), speech, nets,
-                                  AudioMotionOptions("still", 0, "none" if args.blink == "reference" else args.blink,
-                                                     args.seed, args.expression_scale), progress=bars.audio)
                 bars.close("audio")
-                performance = resample(am.coeffs, float(FPS), fps, len(order))
-            m = footage_motion(motion, order, performance, kind, region, controls, model.bfm)
+            log.info("face track %d: %s", t, face.reference.describe())
+            source, m = face.source, face.motion
             if checked.keyframes is not None:
                 from ..motion.keyframes import keyframe_motion
 
@@ -250,15 +236,18 @@ def run_footage(args: argparse.Namespace, checked, models=None) -> int:
         log.info("re-performing %d face(s) over %d frame(s) at %.3f fps (%s, region %s).", len(faces_in), len(order),
                  fps, kind, region)
 
+        stats = SamplingStats()
+
         def out_frames():
             for chunk in iter_reperform(model, faces_in, ordered_frames(footage, order), options, region=region,
                                         feather=args.feather, colour_match=args.colour_match == "on", fps=fps,
-                                        on_step=bars.step):
+                                        on_step=bars.step, stats=stats):
                 yield from chunk
 
         sound = args.audio if kind == "audio" else audio_of(args.source)
         written = write_video(args.out, (even_frame(f) for f in out_frames()), fps, audio_from=sound)
     print(f"wrote {written} frame(s) at {fps:g} fps to {args.out}")
+    print(f"{stats.line()} (per re-performed face frame)")
     return written
 
 

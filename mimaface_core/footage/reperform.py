@@ -100,7 +100,7 @@ def with_identity(source, identity):
 def iter_reperform(model, faces: dict[int, tuple], frames: Iterator[np.ndarray], options, *, region: str,
                    feather: int = 24, colour_match: bool = True, fps: float | None = None,
                    on_step: Callable[[int, int], None] | None = None,
-                   cancel: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
+                   cancel: Callable[[], bool] | None = None, stats=None) -> Iterator[np.ndarray]:
     """The output frames: footage frames with every chosen face re-performed.
 
     Args:
@@ -112,6 +112,8 @@ def iter_reperform(model, faces: dict[int, tuple], frames: Iterator[np.ndarray],
         options: ``pipeline.AnimateOptions`` (pose "absolute", as the motion is the final one).
         region: "face" or "lower_face" (the mask). feather: crop pixels. colour_match: Lab match.
         on_step: ``on_step(done, total)`` over every face's denoising steps. cancel: as ``iter_animate``.
+        stats: a ``sampling.cost.SamplingStats`` that every face's sampling adds to (its output
+            frames are the re-performed face frames, one per face per output frame).
 
     Yields:
         (k, H, W, 3) uint8 frames in order, M in all; outside every face's mask the footage frame
@@ -138,7 +140,8 @@ def iter_reperform(model, faces: dict[int, tuple], frames: Iterator[np.ndarray],
                 on_step(sum(d for d, _ in steps.values()), (known[0] if known else total) * len(order))
         return step
 
-    gens = {f: iter_animate(model, faces[f][0], faces[f][1], options, fps=fps, on_step=stepper(f), cancel=cancel)
+    gens = {f: iter_animate(model, faces[f][0], faces[f][1], options, fps=fps, on_step=stepper(f), cancel=cancel,
+                            stats=stats)
             for f in order}
     for done, k, crops in aligned_chunks(gens, lengths.pop()):
         out = np.stack([next(frames) for _ in range(k)])
