@@ -103,17 +103,28 @@ def main() -> None:
         os.environ["MIMAFACE_OUTPUT_DIR"] = str(Path(tmp) / "output")
         defs = wg.definitions()
         for path in workflows:
-            api = wg.to_api(wg.load_workflow(path), defs)
+            try:
+                api = wg.to_api(wg.load_workflow(path), defs)
+            except KeyError as exc:  # another pack's node (VideoHelperSuite): not loaded here
+                print("skipped", path.stem, exc)
+                continue
+            frames = FRAMES  # driving frames, audio frames and keyframed frames: long enough for the last key
+            for node in api.values():
+                if node["class_type"] == "MIMAFaceExpressionKeyframes":
+                    from mimaface_core.motion.keyframes import parse_keyframes
+
+                    keys = parse_keyframes(node["inputs"]["keyframes"])
+                    frames = max(frames, keys.last_frame(float(node["inputs"]["fps"])) + 1)
             for node in api.values():
                 if node["class_type"] == "MIMAFaceICAClipSampler":
                     node["inputs"].update(FAST)
                 if node["class_type"] == "MIMAFaceAudioToMotion":
-                    node["inputs"]["frame_limit"] = FRAMES
+                    node["inputs"]["frame_limit"] = frames
                 if node["class_type"] == "MIMAFaceEvaluateAnimation":
                     node["inputs"].update(clip_length=FAST["clip_length"], overlap=FAST["overlap"])
                 if node["class_type"] == "MIMAFaceExpressionKeyframes":
-                    node["inputs"]["frames"] = FRAMES
-            core = wg.CoreStandIns(vae, FRAMES, media, models)
+                    node["inputs"]["frames"] = frames
+            core = wg.CoreStandIns(vae, frames, media, models)
             results = wg.run_api(api, core)
             sources = [t for nid, n in api.items() if n["class_type"] in ("LoadImage", "LoadVideo")
                        and isinstance(results[nid][0], torch.Tensor) for t in _thumbs(results[nid][0], 1)]
