@@ -282,17 +282,7 @@ def iter_animate_faces(model, sources: list, drivers: dict[int, MotionSequence],
     if len(lengths) != 1:
         raise ValueError(f"the faces' drivers have different lengths {sorted(lengths)}.")
     order = sorted(drivers)
-    steps = {f: (0, 0) for f in order}
-
-    def stepper(f):
-        def step(done, total):
-            steps[f] = (done, total)
-            if on_step is not None:
-                known = [t for _, t in steps.values() if t]
-                per_face = known[0] if known else total
-                on_step(sum(d for d, _ in steps.values()), per_face * len(order))
-        return step
-
+    stepper = face_steps(order, on_step)
     gens = {f: iter_animate(model, sources[f], drivers[f], options, fps=fps, on_step=stepper(f), cancel=cancel,
                             stats=stats)
             for f in order}
@@ -308,6 +298,25 @@ def iter_animate_faces(model, sources: list, drivers: dict[int, MotionSequence],
             mats = [track_mats[f][done:done + k] for f in order]
         frames, _ = paste_faces(base, [crops[f] for f in order], mats, feather)
         yield GroupFrames(frames, crops)
+
+
+def face_steps(faces, on_step: Callable[[int, int], None] | None) -> Callable[[int], Callable[[int, int], None]]:
+    """One progress over several faces' denoising: ``face_steps(faces, on_step)(f)`` is face f's
+    ``on_step(done, total)``; every call reports ``on_step`` the steps done by all faces out of
+    one face's total (the first known) times the number of faces."""
+    faces = list(faces)
+    steps = {f: (0, 0) for f in faces}
+
+    def stepper(f):
+        def step(done, total):
+            steps[f] = (done, total)
+            if on_step is not None:
+                known = [t for _, t in steps.values() if t]
+                per_face = known[0] if known else total
+                on_step(sum(d for d, _ in steps.values()), per_face * len(faces))
+        return step
+
+    return stepper
 
 
 def aligned_chunks(gens: dict, n: int) -> Iterator[tuple[int, int, dict]]:

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import MIMAFaceError
 from ..face.tracks import FaceTracks, TrackingOptions, track_faces
-from ..group import aligned_chunks
+from ..group import aligned_chunks, face_steps
 from ..morphable.coefficients import ID
 from ..motion.sequence import MotionSequence
 from .composite import composite_uint8, region_crop_masks
@@ -130,16 +130,7 @@ def iter_reperform(model, faces: dict[int, tuple], frames: Iterator[np.ndarray],
     if len(lengths) != 1:
         raise ValueError(f"the faces' motions have different lengths {sorted(lengths)}.")
     order = sorted(faces)
-    steps = {f: (0, 0) for f in order}
-
-    def stepper(f):
-        def step(done, total):
-            steps[f] = (done, total)
-            if on_step is not None:
-                known = [t for _, t in steps.values() if t]
-                on_step(sum(d for d, _ in steps.values()), (known[0] if known else total) * len(order))
-        return step
-
+    stepper = face_steps(order, on_step)
     gens = {f: iter_animate(model, faces[f][0], faces[f][1], options, fps=fps, on_step=stepper(f), cancel=cancel,
                             stats=stats)
             for f in order}
