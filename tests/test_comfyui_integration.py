@@ -362,13 +362,15 @@ def test_subgraph_blueprint_is_listed_and_served(server):
     """Where the install has the feature (ComfyUI 0.33), it lists every custom_nodes/<pack>/subgraphs/*.json
     as a subgraph blueprint of the pack (GET /global_subgraphs; the frontend's node library shows
     them); the one shipped file is served unchanged and names only node types this server knows.
-    An install without the route (0.3.64) must answer 404 there; the check is skipped on it."""
+    An install without the feature (0.3.64, run with COMFYUI_DIR alone) must answer 404 there, and
+    that is all it is checked for."""
     assert [p.stem for p in BLUEPRINTS] == ["Animate Portrait (MIMAFace)"]
     if not has_subgraph_blueprints(NEWEST):
         with pytest.raises(urllib.error.HTTPError) as err:
             _get(server["url"] + "/global_subgraphs")
         assert err.value.code == 404
-        pytest.skip(f"{_label(NEWEST)} has no subgraph blueprints (no /global_subgraphs route in its server)")
+        print(f"{_label(NEWEST)} has no subgraph blueprints: /global_subgraphs answers 404")
+        return
     listed = _get(server["url"] + "/global_subgraphs")
     ours = {e["name"]: key for key, e in listed.items() if e["info"]["node_pack"] == f"custom_nodes.{PACK_NAME}"}
     assert sorted(ours) == [p.stem for p in BLUEPRINTS], listed

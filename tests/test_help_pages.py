@@ -72,7 +72,7 @@ def test_help_page(node_id):
     links = re.findall(re.escape(REPO) + r"#([\w\-]+)", text)
     assert links, "no link to the README"
     assert set(links) <= README_ANCHORS, sorted(set(links) - README_ANCHORS)
-    assert "/work/" not in text and "/tmp/" not in text
+    assert str(ROOT.parent) not in text and "/tmp/" not in text
 
 
 def test_snapshot_folder_is_named_on_the_loader_page():
